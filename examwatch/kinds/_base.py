@@ -1,0 +1,70 @@
+"""What every device message has in common, and what a device kind declares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+#: Epoch milliseconds: 2001-09-09 .. 2286-11-20, so a seconds or microseconds value is refused.
+EpochMs = Annotated[int, Field(ge=1_000_000_000_000, le=9_999_999_999_999)]
+DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Celsius = Annotated[float, Field(ge=-40, le=125)]
+
+
+class Channel(StrEnum):
+    TELEMETRY = "telemetry"
+    EVENT = "event"
+    STATUS = "status"
+
+
+class Envelope(BaseModel):
+    """Fields every telemetry and event payload carries.
+
+    ``ts`` is the device's own clock (epoch ms); ingest keeps its receive time beside it, so
+    every point stores the device's clock skew. ``device`` must equal the topic's device id.
+    ``drill`` marks traffic injected by a drill (应急演练): it is stored as the tag
+    ``drill=true`` and its alarms and SMS are routed as drills, never as the real thing.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    ts: EpochMs = Field(description="device clock, milliseconds since the Unix epoch (UTC)")
+    device: DeviceId = Field(description="the sending device's id; must match the topic")
+    drill: bool = Field(default=False, description="true for traffic injected by a drill")
+
+
+#: Envelope fields that become the point's time and tags, not InfluxDB fields.
+ENVELOPE_FIELDS = frozenset(Envelope.model_fields)
+
+
+@dataclass(frozen=True)
+class DeviceKind:
+    """One kind of device: its name (topic level, tag and measurement), and its schemas."""
+
+    name: str
+    title: str
+    telemetry: type[Envelope]
+    event: Any  # a discriminated union of Envelope subclasses, keyed by ``event``
+
+    @property
+    def telemetry_adapter(self) -> TypeAdapter[Envelope]:
+        return _adapter(self.telemetry)
+
+    @property
+    def event_adapter(self) -> TypeAdapter[Envelope]:
+        return _adapter(self.event)
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(schema: Any) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(schema)
+    if adapter is None:
+        adapter = _ADAPTERS[schema] = TypeAdapter(schema)
+    return adapter

@@ -1,0 +1,153 @@
+"""Settings: one TOML file (see ``config/examwatch.sample.toml``), with ``EXAMWATCH_…`` overrides.
+
+Nested keys are overridden with a double underscore: ``EXAMWATCH_INFLUX__URL``. The file is
+named by ``--config`` or ``EXAMWATCH_CONFIG``; without one, only defaults and the environment
+apply. Outside demo mode a missing, short or demo secret is refused: demo credentials are
+published in this repository and must never guard a real exam.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from examwatch.datafile import DataFileError, format_loc
+
+DEMO_SECRET = "examwatch-demo-secret-not-for-exams"  # noqa: S105 - the published demo value, refused in production
+
+
+class Mode(StrEnum):
+    PRODUCTION = "production"
+    DEMO = "demo"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: bool = Field(default=False, description="connect with TLS (then port is the TLS listener)")
+    ca_file: Path | None = Field(default=None, description="CA bundle for the broker's certificate")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+
+class InfluxSettings(_Section):
+    url: str = "http://127.0.0.1:8086"
+    database: str = Field(default="examwatch", pattern=r"^[A-Za-z0-9_-]+$")
+    retention_policy: str = Field(default="", description="empty: the database's default policy")
+    username: str = Field(default="", description="InfluxDB 1.x user")
+    password: SecretStr = SecretStr("")
+    token: SecretStr = Field(default=SecretStr(""), description="InfluxDB 2.x/3.x token (v1 API)")
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    create_database: bool = Field(default=True, description="CREATE DATABASE at start (1.x only)")
+
+
+class IngestSettings(_Section):
+    batch_size: int = Field(default=5000, ge=1, le=100_000, description="points per InfluxDB write")
+    batch_latency_ms: int = Field(default=200, ge=1, le=60_000, description="oldest point waits at most this")
+    max_batches_in_flight: int = Field(default=4, ge=1, le=64, description="full batches queued for writing")
+    spool_dir: Path = Field(default=Path("var/spool/ingest"), description="durable buffer while InfluxDB is down")
+    session_expiry_s: int = Field(default=86_400, ge=60, description="broker keeps our queue this long offline")
+    max_payload_bytes: int = Field(default=65_536, ge=256, le=1_048_576)
+    max_clock_offset_s: int = Field(default=86_400, ge=1, description="refuse device timestamps further off")
+    metrics_port: int = Field(default=9108, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
+    metrics_host: str = "127.0.0.1"
+    stats_interval_s: float = Field(default=10.0, gt=0, description="self-metrics written to InfluxDB")
+
+
+class BrokerSettings(_Section):
+    """What ``examwatch broker-config`` writes into mosquitto.conf."""
+
+    listen_host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls_port: int = Field(default=0, ge=0, le=65535, description="0 = no TLS listener")
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    cafile: Path | None = None
+    data_dir: Path = Field(default=Path("var/mosquitto"), description="persistence and log")
+    max_queued_messages: int = Field(default=1_000_000, ge=1000, description="per offline session")
+    autosave_interval_s: int = Field(default=30, ge=1, description="persistence saved this often")
+    user: str = Field(default="", description="run as this user (empty: mosquitto's default)")
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Self:
+        if self.tls_port and not (self.certfile and self.keyfile):
+            raise ValueError("tls_port needs certfile and keyfile")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EXAMWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    mode: Mode = Mode.PRODUCTION
+    secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="master key from which every MQTT password is derived (HMAC); ≥ 16 characters",
+    )
+    inventory: Path = Path("config/district.yaml")
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()
+    ingest: IngestSettings = IngestSettings()
+    broker: BrokerSettings = BrokerSettings()
+
+    @model_validator(mode="after")
+    def _secrets_fit_mode(self) -> Self:
+        secret = self.secret.get_secret_value()
+        if self.mode is Mode.DEMO:
+            if not secret:
+                self.secret = SecretStr(DEMO_SECRET)
+            return self
+        if not secret:
+            raise ValueError("secret is not set (set EXAMWATCH_SECRET, or mode = \"demo\" for the demo)")
+        if secret == DEMO_SECRET:
+            raise ValueError("secret is the published demo secret, refused outside mode = \"demo\"")
+        if len(secret) < 16:
+            raise ValueError("secret must be at least 16 characters")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, which wins over defaults.
+        return env_settings, init_settings
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``path`` (or ``EXAMWATCH_CONFIG``) and the environment.
+
+    Raises DataFileError with one line per problem, naming the file and the field.
+    """
+    if path is None and os.environ.get("EXAMWATCH_CONFIG"):
+        path = Path(os.environ["EXAMWATCH_CONFIG"])
+    data: dict[str, Any] = {}
+    source = "settings"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataFileError(f"{path}: no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise DataFileError(f"{path}: not valid TOML: {exc}") from None
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = [f"{source}: {format_loc(tuple(e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)]
+        raise DataFileError("\n".join(problems)) from None

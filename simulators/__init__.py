@@ -1,0 +1,1 @@
+"""Simulated devices: a district brought to life on the contract's topics, and drills."""

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import Influx
+from tests.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def influx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influx]:
+    server = Influx(tmp_path_factory.mktemp("influxd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def _db_name(request: pytest.FixtureRequest) -> str:
+    return "t_" + re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:60]
+
+
+@pytest.fixture
+def stack(request: pytest.FixtureRequest, tmp_path: Path, influx_server: Influx) -> Iterator[Stack]:
+    """A broker, a database and a config of this test's own; ingest is started by the test."""
+    s = Stack(tmp_path, influx_server, _db_name(request))
+    s.mosquitto.start()
+    yield s
+    s.close()
