@@ -95,6 +95,7 @@ class Settings(BaseSettings):
         description="master key from which every MQTT password is derived (HMAC); ≥ 16 characters",
     )
     inventory: Path = Path("config/district.yaml")
+    timetable: Path = Path("config/timetable.yaml")
     mqtt: MqttSettings = MqttSettings()
     influx: InfluxSettings = InfluxSettings()
     ingest: IngestSettings = IngestSettings()
