@@ -19,7 +19,7 @@ MEASUREMENT = "timetable"
 def lines(timetable: Timetable) -> bytes:
     """The timetable as line protocol, one point per paper."""
     out = []
-    for p in timetable.ordered:
+    for p in timetable.papers:
         start_ms = int(p.start.timestamp() * 1000)
         end_ms = int(p.end.timestamp() * 1000)
         fields = f"subject={lineproto.quote(p.subject)},start_ms={start_ms}i,end_ms={end_ms}i"
@@ -29,7 +29,9 @@ def lines(timetable: Timetable) -> bytes:
 
 def starting_in(timetable: Timetable, minutes: float, now: datetime | None = None) -> Timetable:
     """The timetable shifted so its first paper starts ``minutes`` from now (demos and drills)."""
-    first = timetable.ordered[0].start
+    # Not ``timetable.ordered``: it is a cached property, and ``shifted`` copies the cache with
+    # the model, so a shifted copy would still list the original times.
+    first = min(p.start for p in timetable.papers)
     target = (now or datetime.now(UTC)) + timedelta(minutes=minutes)
     return timetable.shifted(target - first)
 
