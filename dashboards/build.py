@@ -51,7 +51,9 @@ def stale(out: Path = JSON_DIR) -> list[str]:
     """Files under ``out`` that differ from what the code generates (or are missing or extra)."""
     wanted = generate()
     present = {p.name for p in out.glob("*.json")} if out.is_dir() else set()
-    changed = [n for n, t in wanted.items() if not (out / n).is_file() or (out / n).read_text(encoding="utf-8") != t]
+    changed = [
+        n for n, t in wanted.items() if not (out / n).is_file() or (out / n).read_text(encoding="utf-8") != t
+    ]
     return sorted(changed + sorted(present - set(wanted)))
 
 
@@ -59,7 +61,7 @@ def write(out: Path = JSON_DIR) -> list[Path]:
     """Write every dashboard's JSON into ``out`` and remove JSON files no dashboard makes."""
     out.mkdir(parents=True, exist_ok=True)
     wanted = generate()
-    for extra in set(p.name for p in out.glob("*.json")) - set(wanted):
+    for extra in {p.name for p in out.glob("*.json")} - set(wanted):
         (out / extra).unlink()
     paths = []
     for name, body in wanted.items():

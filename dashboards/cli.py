@@ -17,8 +17,9 @@ from examwatch.cli import ConfigOption, fail, settings_or_exit
 from examwatch.datafile import DataFileError
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 
-app = typer.Typer(help="Grafana dashboards as code: the district wall, site, drill and ingest health.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Grafana dashboards as code: the district wall, site, drill and ingest health.", no_args_is_help=True
+)
 
 OutOption = Annotated[Path, typer.Option(help="directory of the dashboards' JSON")]
 
@@ -26,7 +27,9 @@ OutOption = Annotated[Path, typer.Option(help="directory of the dashboards' JSON
 @app.command("build")
 def build(
     out: OutOption = build_mod.JSON_DIR,
-    check: Annotated[bool, typer.Option("--check", help="change nothing; exit 1 if the JSON is stale")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="change nothing; exit 1 if the JSON is stale")
+    ] = False,
 ) -> None:
     """Regenerate the dashboards' JSON from the Python definitions (commit the result).
 
@@ -35,7 +38,10 @@ def build(
     if check:
         stale = build_mod.stale(out)
         if stale:
-            fail(f"stale dashboard JSON in {out}: {', '.join(stale)} (run `examwatch dashboards build`)", code=1)
+            fail(
+                f"stale dashboard JSON in {out}: {', '.join(stale)} (run `examwatch dashboards build`)",
+                code=1,
+            )
         typer.echo(f"{out}: up to date")
         return
     for path in build_mod.write(out):
@@ -45,7 +51,9 @@ def build(
 @app.command("push")
 def push(
     url: Annotated[str, typer.Option(help="Grafana base URL, e.g. http://grafana:3000")],
-    token: Annotated[str, typer.Option(envvar="GRAFANA_TOKEN", help="service-account token (or GRAFANA_TOKEN)")],
+    token: Annotated[
+        str, typer.Option(envvar="GRAFANA_TOKEN", help="service-account token (or GRAFANA_TOKEN)")
+    ],
     out: OutOption = build_mod.JSON_DIR,
     folder: Annotated[str, typer.Option(help="Grafana folder title")] = push_mod.FOLDER_TITLE,
 ) -> None:
@@ -68,9 +76,12 @@ def push(
 @app.command("timetable")
 def timetable(
     config: ConfigOption = None,
-    path: Annotated[Path | None, typer.Option("--timetable", help="timetable file (default: settings)")] = None,
+    path: Annotated[
+        Path | None, typer.Option("--timetable", help="timetable file (default: settings)")
+    ] = None,
     starting_in: Annotated[
-        float | None, typer.Option(help="shift the timetable so its first paper starts this many minutes from now")
+        float | None,
+        typer.Option(help="shift the timetable so its first paper starts this many minutes from now"),
     ] = None,
 ) -> None:
     """Write the timetable into InfluxDB, which feeds the wall's next-paper countdown."""

@@ -24,16 +24,40 @@ def build() -> dash_b.Dashboard:
     )
     log = Select(
         fields=(col("site"), col("severity"), col("rule"), col("subject"), col("state"), col("message")),
-        sources=("alarm",), where=(DRILL, SITE), order_desc=True, limit=500,
+        sources=("alarm",),
+        where=(DRILL, SITE),
+        order_desc=True,
+        limit=500,
     )
-    injected = Select(fields=(fn("count", "skew_ms", alias="points"),), sources=(measurements(*TELEMETRY),),
-                      where=(DRILL, SITE), by_interval=True, group_by=("site",), fill="0")
-    transitions = Select(fields=(fn("count", "message", alias="transitions"),), sources=("alarm",),
-                         where=(DRILL, SITE), group_by=("state",))
-    mains = Select(fields=(fn("min", "mains_v", alias="mains V"),), sources=("power",), where=(DRILL, SITE),
-                   by_interval=True, group_by=("site",))
-    jammers_off = Select(fields=(fn("count", "on", alias="jammer reports off"),), sources=("jammer",),
-                         where=(DRILL, SITE, '"on" = false'), by_interval=True, group_by=("site",), fill="0")
+    injected = Select(
+        fields=(fn("count", "skew_ms", alias="points"),),
+        sources=(measurements(*TELEMETRY),),
+        where=(DRILL, SITE),
+        by_interval=True,
+        group_by=("site",),
+        fill="0",
+    )
+    transitions = Select(
+        fields=(fn("count", "message", alias="transitions"),),
+        sources=("alarm",),
+        where=(DRILL, SITE),
+        group_by=("state",),
+    )
+    mains = Select(
+        fields=(fn("min", "mains_v", alias="mains V"),),
+        sources=("power",),
+        where=(DRILL, SITE),
+        by_interval=True,
+        group_by=("site",),
+    )
+    jammers_off = Select(
+        fields=(fn("count", "on", alias="jammer reports off"),),
+        sources=("jammer",),
+        where=(DRILL, SITE, '"on" = false'),
+        by_interval=True,
+        group_by=("site",),
+        fill="0",
+    )
     for panel in (
         at(severity_counts("Drill alarms active 演练告警", DRILL, SITE), 0, 0, 8, 5),
         at(rows_table("Alarm transitions by state 告警状态变化", transitions, sort_by="state"), 8, 0, 6, 5),

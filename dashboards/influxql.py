@@ -112,7 +112,7 @@ class Select:
 
     def render(self) -> str:
         sources = ", ".join(_source(s) for s in self.sources)
-        text = f"SELECT {', '.join(self.fields)} FROM {sources}"
+        text = f"SELECT {', '.join(self.fields)} FROM {sources}"  # noqa: S608 - InfluxQL built from code, not input
         conditions = list(self.where) + ([TIME_FILTER] if self.time_filter else [])
         if conditions:
             text += " WHERE " + " AND ".join(conditions)

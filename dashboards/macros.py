@@ -22,7 +22,7 @@ _VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 _REGEX_VARIABLE = re.compile(r"/\^\$\{?(\w+)\}?\$/")
 
 
-class UnresolvedVariable(ValueError):
+class UnresolvedVariableError(ValueError):
     """A ``$name`` left in a query that no macro or dashboard variable defines."""
 
 
@@ -42,7 +42,7 @@ class Context:
     variables: dict[str, list[str]] = field(default_factory=dict)
 
     def expand(self, query: str, time_from: str | None = None) -> str:
-        """``query`` with every macro and variable replaced; UnresolvedVariable if one is unknown."""
+        """``query`` with every macro and variable replaced; UnresolvedVariableError if one is unknown."""
         span = time_from or self.range
         duration_ms(span)
         text = query.replace("$timeFilter", f"time > now() - {span}")
@@ -53,10 +53,10 @@ class Context:
 
     def _values(self, name: str) -> list[str]:
         if name not in self.variables:
-            raise UnresolvedVariable(f"${name} is neither a Grafana macro nor a dashboard variable")
+            raise UnresolvedVariableError(f"${name} is neither a Grafana macro nor a dashboard variable")
         values = self.variables[name]
         if not values:
-            raise UnresolvedVariable(f"${name} has no value")
+            raise UnresolvedVariableError(f"${name} has no value")
         return values
 
     def _regex(self, name: str) -> str:

@@ -7,11 +7,11 @@ file gives it (``provisioning/datasources/examwatch.yaml``; a test keeps the two
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
+from grafana_foundation_sdk.builders import bargauge, stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.builders import common as common_b
 from grafana_foundation_sdk.builders import dashboard as dash_b
-from grafana_foundation_sdk.builders import stat, table, timeseries
-from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dash
 
@@ -38,13 +38,17 @@ def steps(base: str, *above: tuple[float, str]) -> dash_b.ThresholdsConfig:
     return (
         dash_b.ThresholdsConfig()
         .mode(dash.ThresholdsMode.ABSOLUTE)
-        .steps([dash.Threshold(value=None, color=base), *(dash.Threshold(value=v, color=c) for v, c in above)])
+        .steps(
+            [dash.Threshold(value=None, color=base), *(dash.Threshold(value=v, color=c) for v, c in above)]
+        )
     )
 
 
 def value_text(mapping: dict[str, tuple[str, str]]) -> dash.ValueMap:
     """Map raw values to (text, colour), e.g. ``{"true": ("ON UPS", RED)}``."""
-    return dash.ValueMap(options={k: dash.ValueMappingResult(text=t, color=c) for k, (t, c) in mapping.items()})
+    return dash.ValueMap(
+        options={k: dash.ValueMappingResult(text=t, color=c) for k, (t, c) in mapping.items()}
+    )
 
 
 def thresholds_override(config: dash_b.ThresholdsConfig) -> dash.DynamicConfigValue:
@@ -56,9 +60,12 @@ def thresholds_override(config: dash_b.ThresholdsConfig) -> dash.DynamicConfigVa
 CELL_BACKGROUND = dash.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"})
 
 
-def at(panel: cogbuilder.Builder[dash.Panel], x: int, y: int, w: int, h: int) -> cogbuilder.Builder[dash.Panel]:
+Placed = TypeVar("Placed", stat.Panel, table.Panel, timeseries.Panel, statetimeline.Panel, bargauge.Panel)
+
+
+def at(panel: Placed, x: int, y: int, w: int, h: int) -> Placed:
     """Place ``panel`` on the 24-column grid (explicitly: the wall's layout is designed, not flowed)."""
-    panel.grid_pos(dash.GridPos(h=h, w=w, x=x, y=y))  # type: ignore[attr-defined]
+    panel.grid_pos(dash.GridPos(h=h, w=w, x=x, y=y))
     return panel
 
 
@@ -109,8 +116,12 @@ def trend(title: str, unit: str, *queries: tuple[str, Select], alias: str = "$ta
         .unit(unit)
         .line_width(2)
         .fill_opacity(10)
-        .legend(common_b.VizLegendOptions().show_legend(True).display_mode(common.LegendDisplayMode.LIST)
-                .placement(common.LegendPlacement.BOTTOM))
+        .legend(
+            common_b.VizLegendOptions()
+            .show_legend(True)
+            .display_mode(common.LegendDisplayMode.LIST)
+            .placement(common.LegendPlacement.BOTTOM)
+        )
     )
     for ref, q in queries:
         panel.with_target(target(ref, q).alias(alias))
@@ -135,7 +146,9 @@ def variable(name: str, label: str, query: str, multi: bool = False) -> dash_b.Q
     )
 
 
-def base(uid: str, title: str, tags: Sequence[str], refresh: str = "10s", time_from: str = "now-1h") -> dash_b.Dashboard:
+def base(
+    uid: str, title: str, tags: Sequence[str], refresh: str = "10s", time_from: str = "now-1h"
+) -> dash_b.Dashboard:
     """A dark, auto-refreshing dashboard in Beijing time."""
     return (
         dash_b.Dashboard(title)

@@ -17,11 +17,14 @@ class PushError(Exception):
     """Grafana refused a request, or grafana-client is not installed."""
 
 
-def push(url: str, token: str, dashboards: dict[str, dict[str, Any]], folder: str = FOLDER_TITLE) -> list[str]:
+def push(
+    url: str, token: str, dashboards: dict[str, dict[str, Any]], folder: str = FOLDER_TITLE
+) -> list[str]:
     """Create the folder if needed and upload every dashboard (overwriting); returns their URLs."""
     try:
-        from grafana_client import GrafanaApi
-        from grafana_client.client import GrafanaClientError
+        # Deferred: the extra may be absent, and importing it swaps urllib3 for urllib3-future.
+        from grafana_client.api import GrafanaApi  # noqa: PLC0415
+        from grafana_client.client import GrafanaClientError  # noqa: PLC0415
     except ImportError:
         raise PushError("grafana-client is not installed: pip install 'examwatch[grafana]'") from None
     api = GrafanaApi.from_url(url, credential=token)
@@ -34,8 +37,12 @@ def push(url: str, token: str, dashboards: dict[str, dict[str, Any]], folder: st
             api.folder.create_folder(folder, uid=FOLDER_UID)
         urls = []
         for doc in dashboards.values():
-            body = {"dashboard": {**doc, "id": None}, "folderUid": FOLDER_UID, "overwrite": True,
-                    "message": "examwatch dashboards push"}
+            body = {
+                "dashboard": {**doc, "id": None},
+                "folderUid": FOLDER_UID,
+                "overwrite": True,
+                "message": "examwatch dashboards push",
+            }
             answer = api.dashboard.update_dashboard(body)
             urls.append(str(answer.get("url", doc["uid"])))
     except GrafanaClientError as exc:

@@ -17,8 +17,11 @@ ALARM_KEY = ("rule", "subject", "subject_type", "severity", "site")
 def alarm_states(*where: str) -> Select:
     """Each alarm's latest state, message and activity (one row per rule and subject)."""
     return Select(
-        fields=(fn("last", "active", alias="active"), fn("last", "state", alias="state"),
-                fn("last", "message", alias="message")),
+        fields=(
+            fn("last", "active", alias="active"),
+            fn("last", "state", alias="state"),
+            fn("last", "message", alias="message"),
+        ),
         sources=("alarm",),
         where=where,
         group_by=ALARM_KEY,
@@ -28,7 +31,10 @@ def alarm_states(*where: str) -> Select:
 def active_alarms(*where: str) -> Select:
     """The alarms active now: rule, subject, severity, site, state and message."""
     return Select(
-        fields=("*",), sources=(alarm_states(*where),), where=(is_true("active"),), time_filter=False,
+        fields=("*",),
+        sources=(alarm_states(*where),),
+        where=(is_true("active"),),
+        time_filter=False,
     )
 
 
@@ -40,25 +46,49 @@ def site_status(*where: str, base_measurement: str = "power") -> Select:
     severity's rank. InfluxDB returns one series per source measurement, so the panel merges
     them and takes the maximum per site (``groupBy`` transformation).
     """
-    base = Select(fields=(expr(f"last({ident('skew_ms')}) * 0", "rank"),), sources=(base_measurement,),
-                  where=where, group_by=("site",))
+    base = Select(
+        fields=(expr(f"last({ident('skew_ms')}) * 0", "rank"),),
+        sources=(base_measurement,),
+        where=where,
+        group_by=("site",),
+    )
     ranked: list[str | Select] = [base]
     for rank, severity in enumerate(SEVERITIES, start=1):
-        active = Select(fields=(fn("last", "active", alias="active"),), sources=("alarm",),
-                        where=(*where, tag_is("severity", severity)), group_by=ALARM_KEY)
-        ranked.append(Select(fields=(expr(f"count({ident('active')}) * 0 + {rank}", "rank"),), sources=(active,),
-                             where=(is_true("active"),), group_by=("site",), time_filter=False))
-    return Select(fields=(fn("max", "rank", alias="status"),), sources=tuple(ranked), group_by=("site",),
-                  time_filter=False)
+        active = Select(
+            fields=(fn("last", "active", alias="active"),),
+            sources=("alarm",),
+            where=(*where, tag_is("severity", severity)),
+            group_by=ALARM_KEY,
+        )
+        ranked.append(
+            Select(
+                fields=(expr(f"count({ident('active')}) * 0 + {rank}", "rank"),),
+                sources=(active,),
+                where=(is_true("active"),),
+                group_by=("site",),
+                time_filter=False,
+            )
+        )
+    return Select(
+        fields=(fn("max", "rank", alias="status"),),
+        sources=tuple(ranked),
+        group_by=("site",),
+        time_filter=False,
+    )
 
 
-def per_device_last(measurement: str, field_name: str, *where: str, key: tuple[str, ...] = ("device",)) -> Select:
+def per_device_last(
+    measurement: str, field_name: str, *where: str, key: tuple[str, ...] = ("device",)
+) -> Select:
     """The last value of ``field_name`` per ``key`` tags (a device, or a site's room)."""
-    return Select(fields=(fn("last", field_name, alias=field_name),), sources=(measurement,), where=where,
-                  group_by=key)
+    return Select(
+        fields=(fn("last", field_name, alias=field_name),), sources=(measurement,), where=where, group_by=key
+    )
 
 
 def count_where(inner: Select, field_name: str, truth: bool | None, alias: str) -> Select:
     """How many rows of ``inner`` have ``field_name`` true (or false, or any when None)."""
     cond: tuple[str, ...] = () if truth is None else ((is_true if truth else is_false)(field_name),)
-    return Select(fields=(fn("count", field_name, alias=alias),), sources=(inner,), where=cond, time_filter=False)
+    return Select(
+        fields=(fn("count", field_name, alias=alias),), sources=(inner,), where=cond, time_filter=False
+    )

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from examwatch.influx import Influx, InfluxRejected
 from dashboards.macros import Context
+from examwatch.influx import Influx, InfluxRejected
 
 EXPRESSION_TYPE = "__expr__"
 
@@ -78,13 +78,18 @@ def _run_panel(dashboard: str, panel: dict[str, Any], influx: Influx, ctx: Conte
                 value_cols = [i for i, c in enumerate(s["columns"]) if c != "time"]
                 rows = [v for v in s["values"] if any(v[i] is not None for i in value_cols)]
                 result.rows += len(rows)
-                result.values += [v[value_cols[-1]] for v in rows if isinstance(v[value_cols[-1]], int | float)]
+                result.values += [
+                    v[value_cols[-1]] for v in rows if isinstance(v[value_cols[-1]], int | float)
+                ]
         by_ref[ref] = result
     return list(by_ref.values())
 
 
 _OPS: dict[type[ast.operator], Callable[[float, float], float]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
 }
 
 

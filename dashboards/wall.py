@@ -11,7 +11,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import common as common_b
 from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.builders import expr as expr_b
-from grafana_foundation_sdk.builders import stat
+from grafana_foundation_sdk.builders import stat, timeseries
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dash
 
@@ -47,9 +47,14 @@ def next_paper() -> stat.Panel:
     ``examwatch dashboards timetable`` writes one point per paper at its start time.
     """
     query = Select(
-        fields=(fn("first", "subject", alias="paper"), fn("first", "start_ms", alias="starts"),
-                fn("first", "start_ms", alias="at")),
-        sources=("timetable",), where=("time > now()", "time < now() + 30d"), time_filter=False,
+        fields=(
+            fn("first", "subject", alias="paper"),
+            fn("first", "start_ms", alias="starts"),
+            fn("first", "start_ms", alias="at"),
+        ),
+        sources=("timetable",),
+        where=("time > now()", "time < now() + 30d"),
+        time_filter=False,
     )
     return (
         big_stat("Next paper 下一科目", ("A", query))
@@ -65,9 +70,13 @@ def readiness() -> stat.Panel:
     """Sites GO and NOT GO for the coming paper, from the rules engine's ``readiness`` points."""
     per_site = per_device_last("readiness", "go", NOT_DRILL, tag_is("room", "_site"), key=("site",))
     return (
-        big_stat("Readiness 考前就绪", ("A", count_where(per_site, "go", True, "GO")),
-                 ("B", count_where(per_site, "go", False, "NOT GO")))
-        .time_from(READINESS_WINDOW).hide_time_override(True)
+        big_stat(
+            "Readiness 考前就绪",
+            ("A", count_where(per_site, "go", True, "GO")),
+            ("B", count_where(per_site, "go", False, "NOT GO")),
+        )
+        .time_from(READINESS_WINDOW)
+        .hide_time_override(True)
         .thresholds(steps(GREEN))
         .override_by_name("NOT GO", [thresholds_override(steps(RED))])
     )
@@ -77,10 +86,14 @@ def jammer_coverage() -> stat.Panel:
     """Rooms shielded out of rooms in session, and the gap (rooms whose jammer says off)."""
     per_room = per_device_last("jammer", "on", NOT_DRILL, key=("site", "room"))
     return (
-        big_stat("Jammer coverage 屏蔽覆盖", ("A", count_where(per_room, "on", True, "shielded")),
-                 ("B", count_where(per_room, "on", None, "in session")),
-                 ("C", count_where(per_room, "on", False, "gap")))
-        .time_from(NOW_WINDOW).hide_time_override(True)
+        big_stat(
+            "Jammer coverage 屏蔽覆盖",
+            ("A", count_where(per_room, "on", True, "shielded")),
+            ("B", count_where(per_room, "on", None, "in session")),
+            ("C", count_where(per_room, "on", False, "gap")),
+        )
+        .time_from(NOW_WINDOW)
+        .hide_time_override(True)
         .thresholds(steps(GREEN))
         .override_by_name("gap", [thresholds_override(steps(RED))])
     )
@@ -94,40 +107,64 @@ def cameras_recording() -> stat.Panel:
     """
     per_camera = per_device_last("camera", "recording", NOT_DRILL)
     panel = (
-        big_stat("Cameras recording 录像", ("A", count_where(per_camera, "recording", True, "recording")),
-                 ("B", count_where(per_camera, "recording", None, "cameras")))
-        .time_from(NOW_WINDOW).hide_time_override(True)
+        big_stat(
+            "Cameras recording 录像",
+            ("A", count_where(per_camera, "recording", True, "recording")),
+            ("B", count_where(per_camera, "recording", None, "cameras")),
+        )
+        .time_from(NOW_WINDOW)
+        .hide_time_override(True)
         .thresholds(steps(GREEN))
     )
     for ref, source in (("RA", "A"), ("RB", "B")):
-        panel.with_target(expr_b.TypeReduce().ref_id(ref).datasource(EXPR_DS).expression(f"${source}")
-                          .reducer("last").hide(True))
+        panel.with_target(
+            expr_b.TypeReduce()
+            .ref_id(ref)
+            .datasource(EXPR_DS)
+            .expression(f"${source}")
+            .reducer("last")
+            .hide(True)
+        )
     panel.with_target(expr_b.TypeMath().ref_id("share").datasource(EXPR_DS).expression("$RA / $RB * 100"))
-    return panel.override_by_name("share", [
-        dash.DynamicConfigValue(id_val="unit", value="percent"),
-        dash.DynamicConfigValue(id_val="decimals", value=1),
-        thresholds_override(steps(RED, (95, YELLOW), (99.5, GREEN))),
-    ])
+    return panel.override_by_name(
+        "share",
+        [
+            dash.DynamicConfigValue(id_val="unit", value="percent"),
+            dash.DynamicConfigValue(id_val="decimals", value=1),
+            thresholds_override(steps(RED, (95, YELLOW), (99.5, GREEN))),
+        ],
+    )
 
 
-def gate_throughput() -> dash_b.Panel:
+def gate_throughput() -> timeseries.Panel:
     """Candidates through the gates per minute, district-wide: the entry surge before a paper."""
     per_minute = Select(
         fields=(expr(f"sum({ident('passes')}) * 60000 / $__interval_ms", "passes/min"),),
-        sources=("gate",), where=(NOT_DRILL,), by_interval=True, fill="0",
+        sources=("gate",),
+        where=(NOT_DRILL,),
+        by_interval=True,
+        fill="0",
     )
-    return trend("Gate throughput 入场人数/分钟", "short", ("A", per_minute), alias="candidates per minute")  # type: ignore[return-value]
+    return trend("Gate throughput 入场人数/分钟", "short", ("A", per_minute), alias="candidates per minute")
 
 
-def face_match_failures() -> dash_b.Panel:
+def face_match_failures() -> timeseries.Panel:
     """Face-match failures as a share of comparisons, per site; a surge is an impostor or a bad database."""
     rate = Select(
-        fields=(expr(f"sum({ident('face_match_failures')}) / (sum({ident('passes')}) + "
-                     f"sum({ident('face_match_failures')})) * 100", "failure %"),),
-        sources=("gate",), where=(NOT_DRILL,), by_interval=True, group_by=("site",),
+        fields=(
+            expr(
+                f"sum({ident('face_match_failures')}) / (sum({ident('passes')}) + "
+                f"sum({ident('face_match_failures')})) * 100",
+                "failure %",
+            ),
+        ),
+        sources=("gate",),
+        where=(NOT_DRILL,),
+        by_interval=True,
+        group_by=("site",),
     )
     panel = trend("Face-match failures 人脸比对失败率", "percent", ("A", rate))
-    return panel.thresholds(steps(GREEN, (5, YELLOW), (10, RED))).min(0)  # type: ignore[return-value]
+    return panel.thresholds(steps(GREEN, (5, YELLOW), (10, RED))).min(0)
 
 
 def build() -> dash_b.Dashboard:
@@ -147,4 +184,3 @@ def build() -> dash_b.Dashboard:
     ):
         d.with_panel(panel)
     return d
-

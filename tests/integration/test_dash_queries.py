@@ -26,17 +26,42 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: (tags, state, active, message) alarm transitions, as the rules engine writes them.
 ALARMS = [
-    ("rule=power_lost,severity=critical,site=S01,subject=S01-VAULT-PWR1,subject_type=device", "firing", True,
-     "保密室市电中断"),
-    ("rule=detector_battery,severity=minor,site=S01,subject=S01-R02-DET1,subject_type=device", "acknowledged",
-     True, "battery 12%"),
-    ("rule=camera_offline,severity=major,site=S02,subject=S02-R01,subject_type=room", "firing", True,
-     "S02-R01-CAM2 offline"),
-    ("rule=jammer_off,severity=critical,site=S02,subject=S02-R02,subject_type=room", "firing", True, "jammer off"),
-    ("rule=jammer_off,severity=critical,site=S02,subject=S02-R02,subject_type=room", "resolved", False,
-     "jammer back on"),
-    ("rule=clock_skew,severity=warning,site=S03,subject=S03-ENT-GATE2,subject_type=device", "pending", True,
-     "clock +2.4 s"),
+    (
+        "rule=power_lost,severity=critical,site=S01,subject=S01-VAULT-PWR1,subject_type=device",
+        "firing",
+        True,
+        "保密室市电中断",
+    ),
+    (
+        "rule=detector_battery,severity=minor,site=S01,subject=S01-R02-DET1,subject_type=device",
+        "acknowledged",
+        True,
+        "battery 12%",
+    ),
+    (
+        "rule=camera_offline,severity=major,site=S02,subject=S02-R01,subject_type=room",
+        "firing",
+        True,
+        "S02-R01-CAM2 offline",
+    ),
+    (
+        "rule=jammer_off,severity=critical,site=S02,subject=S02-R02,subject_type=room",
+        "firing",
+        True,
+        "jammer off",
+    ),
+    (
+        "rule=jammer_off,severity=critical,site=S02,subject=S02-R02,subject_type=room",
+        "resolved",
+        False,
+        "jammer back on",
+    ),
+    (
+        "rule=clock_skew,severity=warning,site=S03,subject=S03-ENT-GATE2,subject_type=device",
+        "pending",
+        True,
+        "clock +2.4 s",
+    ),
 ]
 #: Worst active severity per site after the transitions above: S02's critical was resolved.
 EXPECTED_STATUS = {"S01": 4, "S02": 3, "S03": 1}
@@ -70,15 +95,24 @@ def test_every_panel_query_returns_data(stack: Stack, dashboards: dict[str, dict
     stack.start_ingest()
     subprocess.run(
         [EXAMWATCH, "simulate", "--config", str(stack.config), "--rounds", "2", "--interval", "1"],
-        check=True, capture_output=True, timeout=60,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     gw1, gw2 = stack.gateway("S01"), stack.gateway("S02")
-    publish_all(gw1, [
-        (device_topic(stack, "S01-VAULT-PWR1"), telemetry("S01-VAULT-PWR1", "power", drill=True, mains_v=0.0,
-                                                          on_ups=True, ups_minutes_left=140.0)),
-        (device_topic(stack, "S01-R01-JAM1"), telemetry("S01-R01-JAM1", "jammer", drill=True, on=False)),
-        (device_topic(stack, "S01-R02-JAM1"), b"{not json"),
-    ])
+    publish_all(
+        gw1,
+        [
+            (
+                device_topic(stack, "S01-VAULT-PWR1"),
+                telemetry(
+                    "S01-VAULT-PWR1", "power", drill=True, mains_v=0.0, on_ups=True, ups_minutes_left=140.0
+                ),
+            ),
+            (device_topic(stack, "S01-R01-JAM1"), telemetry("S01-R01-JAM1", "jammer", drill=True, on=False)),
+            (device_topic(stack, "S01-R02-JAM1"), b"{not json"),
+        ],
+    )
     publish_all(gw2, [(device_topic(stack, "S02-R01-JAM1"), telemetry("S02-R01-JAM1", "jammer", on=False))])
     rules_engine_stand_in(stack, drill=False)
     rules_engine_stand_in(stack, drill=True)
@@ -86,16 +120,26 @@ def test_every_panel_query_returns_data(stack: Stack, dashboards: dict[str, dict
     timetable_feed.write(stack.influx, timetable_feed.starting_in(tt, 30))
     devices = len(stack.inventory.devices)
     stack.wait_count("power", 2 * 3 + 1)
-    stack.wait_count("jammer", 2 * len([d for d in stack.inventory.devices.values() if d.kind == "jammer"]) + 2)
+    stack.wait_count(
+        "jammer", 2 * len([d for d in stack.inventory.devices.values() if d.kind == "jammer"]) + 2
+    )
     stack.wait_count("ingest_reject", 1)
-    wait_for(lambda: len(stack.influx.rows('SELECT "received" FROM "ingest_stats"')) >= 4, 30, "ingest_stats points")
+    wait_for(
+        lambda: len(stack.influx.rows('SELECT "received" FROM "ingest_stats"')) >= 4,
+        30,
+        "ingest_stats points",
+    )
     assert devices == 75
 
     ctx = Context(range="1h", interval="1s")
     results: list[Result] = []
     for doc in dashboards.values():
         results += run_dashboard(doc, stack.influx, ctx)
-    empty = [f"{r.dashboard} / {r.panel} / {r.ref}: {r.error or 'no data'} ← {r.query}" for r in results if not r.ok]
+    empty = [
+        f"{r.dashboard} / {r.panel} / {r.ref}: {r.error or 'no data'} ← {r.query}"
+        for r in results
+        if not r.ok
+    ]
     assert not empty, "panels that would show No data:\n" + "\n".join(empty)
     targets = sum(len(p.get("targets", [])) for d in dashboards.values() for p in d["panels"])  # type: ignore[attr-defined]
     assert len(results) == targets, "every target ran"
@@ -104,8 +148,8 @@ def test_every_panel_query_returns_data(stack: Stack, dashboards: dict[str, dict
     by = {(r.dashboard, r.panel, r.ref): r for r in results}
     wall = "District wall 区考务指挥大屏"
     assert by[(wall, "Cameras recording 录像", "share")].values == [100.0]
-    assert by[(wall, "Jammer coverage 屏蔽覆盖", "C")].values == [1]          # S02-R01 reports off
-    assert by[(wall, "Jammer coverage 屏蔽覆盖", "B")].values == [12]         # 4 jammers × 3 sites
+    assert by[(wall, "Jammer coverage 屏蔽覆盖", "C")].values == [1]  # S02-R01 reports off
+    assert by[(wall, "Jammer coverage 屏蔽覆盖", "B")].values == [12]  # 4 jammers × 3 sites
     assert by[(wall, "Readiness 考前就绪", "B")].values == [1]
     assert by[(wall, "Active alarms 告警列表", "A")].rows == 4  # 5 alarms, of which one was resolved
     assert by[(wall, "Next paper 下一科目", "A")].rows == 1
@@ -113,10 +157,12 @@ def test_every_panel_query_returns_data(stack: Stack, dashboards: dict[str, dict
 
 def test_site_grid_ranks_worst_active_alarm(stack: Stack, dashboards: dict[str, dict[str, object]]) -> None:
     stack.influx.create_database()
-    stack.influx.write(b"\n".join(
-        f"power,site={s},device={s}-VAULT-PWR1 skew_ms=5i,mains_v=220.0 {time.time_ns()}".encode()
-        for s in EXPECTED_STATUS
-    ))
+    stack.influx.write(
+        b"\n".join(
+            f"power,site={s},device={s}-VAULT-PWR1 skew_ms=5i,mains_v=220.0 {time.time_ns()}".encode()
+            for s in EXPECTED_STATUS
+        )
+    )
     rules_engine_stand_in(stack, drill=False)
     rules_engine_stand_in(stack, drill=True)  # a drill's critical alarm must not colour the wall
     wall = dashboards["wall.json"]
