@@ -53,6 +53,7 @@ class Stack:
     ingest_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         self.inventory_path = self.root / "inventory.yaml"
         with self.inventory_path.open("w") as f:
             sample.dump(sample.district(formal=2, backup=1, rooms=self.rooms, name="测试区"), f)
