@@ -112,7 +112,7 @@ class Influx(Server):
             f'[data]\n  dir = "{data}/data"\n  wal-dir = "{data}/wal"\n  query-log-enabled = false\n'
             f"[monitor]\n  store-enabled = false\n"
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
-            f"[logging]\n  level = \"warn\"\n"
+            f'[logging]\n  level = "warn"\n'
         )
 
     @property

@@ -31,7 +31,7 @@ class Envelope(BaseModel):
     ``drill=true`` and its alarms and SMS are routed as drills, never as the real thing.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
 
     ts: EpochMs = Field(description="device clock, milliseconds since the Unix epoch (UTC)")
     device: DeviceId = Field(description="the sending device's id; must match the topic")

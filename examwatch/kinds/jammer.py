@@ -35,12 +35,12 @@ class JammerTelemetry(Envelope):
     mode: JammerMode = Field(description="schedule, manual or off")
     rf_dbm: dict[Band, Dbm] | None = Field(default=None, description="measured RF output per band")
     channels_on: dict[Band, bool] | None = Field(default=None, description="per-band channel bits")
-    attenuation_db: dict[Band, Attenuation] | None = None
+    attenuation_db: dict[Band, Attenuation] | None = Field(default=None, description="set attenuation per band")
     vswr: float | None = Field(default=None, ge=1, le=20, description="antenna voltage standing wave ratio")
     temperature_c: Celsius | None = None
     voltage_v: float | None = Field(default=None, ge=0, le=400)
     current_a: float | None = Field(default=None, ge=0, le=50)
-    fan_ok: bool | None = None
+    fan_ok: bool | None = Field(default=None, description="cooling fan running")
     fault_code: int = Field(default=0, ge=0, le=65535, description="vendor fault code, 0 = none")
 
 

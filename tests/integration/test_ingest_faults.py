@@ -108,8 +108,9 @@ def test_sigterm_flushes_acks_and_disconnects(stack: Stack) -> None:
     ingest = stack.start_ingest()
     gw = stack.gateway("S01")
     base = time.time_ns() // 1_000_000 - 60_000
-    msgs = [(device_topic(stack, "S01-R01-CAM1"), telemetry("S01-R01-CAM1", "camera", ts_ms=base + i))
-            for i in range(3000)]
+    msgs = [
+        (device_topic(stack, "S01-R01-CAM1"), telemetry("S01-R01-CAM1", "camera", ts_ms=base + i)) for i in range(3000)
+    ]
     publish_all(gw, msgs)
     assert ingest.proc is not None
     ingest.stop(signal.SIGTERM)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import time
 
+import paho.mqtt.client as paho
 import pytest
 
-from examwatch import credentials, topics
+from examwatch import credentials, mqtt, topics
 from tests.stack import Stack, device_topic, publish_all, telemetry
 
 GOOD = "S01-R01-CAM1"
@@ -20,9 +21,9 @@ def _bad_messages(stack: Stack) -> list[tuple[str, str, bytes]]:
     return [
         ("not_json", cam, b"{recording: yes"),
         ("not_utf8", cam, b'{"ts": 1, "device": "\xff\xfe"}'),
-        ("schema", cam, json.dumps({**good, "fps": "fast"}).encode()),                 # wrong type
-        ("schema", cam, json.dumps({**good, "fps": 500}).encode()),                    # out of bounds
-        ("schema", cam, json.dumps({**good, "colour": "red"}).encode()),               # extra field
+        ("schema", cam, json.dumps({**good, "fps": "fast"}).encode()),  # wrong type
+        ("schema", cam, json.dumps({**good, "fps": 500}).encode()),  # out of bounds
+        ("schema", cam, json.dumps({**good, "colour": "red"}).encode()),  # extra field
         ("schema", cam, json.dumps({k: v for k, v in good.items() if k != "fps"}).encode()),  # missing
         ("non_finite", cam, json.dumps({**good, "fps": float("nan")}).encode()),
         ("non_finite", cam, json.dumps({**good, "bitrate_kbps": float("inf")}).encode()),
@@ -31,8 +32,11 @@ def _bad_messages(stack: Stack) -> list[tuple[str, str, bytes]]:
         ("clock_offset", cam, json.dumps({**good, "ts": now + 25 * 3600 * 1000}).encode()),
         ("topic_mismatch", cam, json.dumps({**good, "device": "S01-R01-CAM2"}).encode()),
         ("topic_mismatch", topics.device_topic("S01", "jammer", GOOD, "telemetry"), telemetry(GOOD, "camera")),
-        ("unknown_device", topics.device_topic("S01", "camera", "S01-R99-CAM9", "telemetry"),
-         telemetry("S01-R99-CAM9", "camera")),
+        (
+            "unknown_device",
+            topics.device_topic("S01", "camera", "S01-R99-CAM9", "telemetry"),
+            telemetry("S01-R99-CAM9", "camera"),
+        ),
         ("unknown_kind", topics.device_topic("S01", "drone", GOOD, "telemetry"), b"{}"),
         ("unknown_channel", device_topic(stack, GOOD, "debug"), b"{}"),
         ("bad_status", device_topic(stack, GOOD, "status"), b"sleeping"),
@@ -68,19 +72,20 @@ def test_every_bad_input_is_recorded_and_neighbours_written(stack: Stack) -> Non
 
 def test_broker_refuses_publishing_outside_own_topic(stack: Stack) -> None:
     """A device's credentials only cover its own topics; anonymous and wrong passwords are refused."""
-    import paho.mqtt.client as paho
-
-    from examwatch import mqtt
-
     stack.start_ingest()
     dev = stack.client("S01-R01-JAM1")
     own = device_topic(stack, "S01-R01-JAM1")
     other = device_topic(stack, "S01-R02-JAM1")  # another room's jammer
     other_site = topics.device_topic("S02", "jammer", "S01-R01-JAM1", "telemetry")
-    publish_all(dev, [(other, telemetry("S01-R02-JAM1", "jammer")),
-                      (other_site, telemetry("S01-R01-JAM1", "jammer")),
-                      ("exam/v1/S01/jammer", b"{}"),  # malformed topics are outside every ACL too
-                      (own, telemetry("S01-R01-JAM1", "jammer"))])
+    publish_all(
+        dev,
+        [
+            (other, telemetry("S01-R02-JAM1", "jammer")),
+            (other_site, telemetry("S01-R01-JAM1", "jammer")),
+            ("exam/v1/S01/jammer", b"{}"),  # malformed topics are outside every ACL too
+            (own, telemetry("S01-R01-JAM1", "jammer")),
+        ],
+    )
     stack.wait_count("jammer", 1)
     # Nothing from the refused publishes reached ingest, not even as a rejection.
     assert stack.count("ingest_reject") == 0
