@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from examwatch import broker, credentials, sample, timetable
+from examwatch import broker, contract_doc, credentials, sample, timetable
 from examwatch.datafile import DataFileError
 from examwatch.inventory import Inventory
 from examwatch.settings import BrokerSettings
@@ -100,3 +100,8 @@ def test_cli_refuses_production_without_secret(tmp_path: Path) -> None:
 def test_every_command_explains_itself(command: list[str]) -> None:
     out = subprocess.run([EXAMWATCH, *command, "--help"], capture_output=True, text=True, check=True)
     assert "Usage:" in out.stdout
+
+
+def test_contract_doc_is_current() -> None:
+    """docs/contract.md is generated from the models: regenerate it with `examwatch contract`."""
+    assert (ROOT / "docs" / "contract.md").read_text() == contract_doc.render()

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from examwatch.datafile import DataFileError
-from examwatch.settings import DEMO_SECRET, Mode, load_settings
+from examwatch.settings import DEMO_SECRET, Mode, Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +67,21 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
 def test_tls_listener_needs_certificates(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="tls_port needs certfile and keyfile"):
         load_settings(_file(tmp_path, 'mode = "demo"\n[broker]\ntls_port = 8883\n'))
+
+
+def test_sample_config_documents_every_option() -> None:
+    """Each setting has a commented line in config/examwatch.sample.toml, and the file loads."""
+    path = Path(__file__).parents[2] / "config" / "examwatch.sample.toml"
+    text = path.read_text()
+    for name, info in Settings.model_fields.items():
+        section = info.annotation
+        fields = getattr(section, "model_fields", None)
+        if fields is None:
+            assert f"\n{name} = " in text, name
+            continue
+        assert f"[{name}]" in text, name
+        for sub in fields:
+            assert f"{sub} = " in text, f"{name}.{sub}"
+    data = tomllib.loads(text)
+    data["secret"] = "0123456789abcdef-sample"
+    load_settings(None, **data)
