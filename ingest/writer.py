@@ -69,6 +69,8 @@ class Writer:
     def _run(self) -> None:
         wait = self.batcher.latency_s
         while True:
+            if len(self.spool) and time.monotonic() >= self._retry_at:
+                wait = 0.0  # a backlog to replay and InfluxDB worth trying: do not idle
             try:
                 batch: Batch | None = self.full.get(timeout=max(wait, 0.001))
             except queue.Empty:
