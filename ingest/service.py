@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from examwatch import credentials, mqtt, topics
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.inventory import Inventory
+from examwatch.rejects import Reason
 from examwatch.settings import Settings
 from ingest.batch import Batcher
 from ingest.decode import Decoder
@@ -43,12 +44,21 @@ class Ingest:
         self.spool = Spool(cfg.spool_dir / worker)
         user = credentials.service_user("ingest")
         self.client = mqtt.client(
-            settings.mqtt, f"ingest-{worker}", user,
-            credentials.password(settings.secret.get_secret_value(), user), manual_ack=True,
+            settings.mqtt,
+            f"ingest-{worker}",
+            user,
+            credentials.password(settings.secret.get_secret_value(), user),
+            manual_ack=True,
         )
         self.writer = Writer(
-            self.influx, self.spool, self.batcher, self.stats, self._ack,
-            cfg.max_batches_in_flight, cfg.stats_interval_s, lambda: self.stats.stats_line(worker),
+            self.influx,
+            self.spool,
+            self.batcher,
+            self.stats,
+            self._ack,
+            cfg.max_batches_in_flight,
+            cfg.stats_interval_s,
+            lambda: self.stats.stats_line(worker),
         )
         self._stopping = False
         self.client.on_connect = self._on_connect
@@ -70,7 +80,12 @@ class Ingest:
         if self._stopping:
             return  # not acknowledged: the broker redelivers it to the next session
         self.stats.received += 1
-        line, reason = self.decoder.decode(msg.topic, msg.payload, time.time_ns())
+        try:
+            line, reason = self.decoder.decode(msg.topic, msg.payload, time.time_ns())
+        except Exception as exc:  # a decoder bug must cost one message a record, not the MQTT thread
+            log.exception("decoder failed on %s", msg.topic)
+            reason = Reason.INTERNAL
+            line = self.decoder.reject_line(msg.topic, msg.payload, time.time_ns(), reason, repr(exc))
         if reason is not None:
             self.stats.rejected[reason] += 1
         full = self.batcher.add(line, msg.mid, msg.qos)
@@ -94,8 +109,10 @@ class Ingest:
             start_http_server(port, self.settings.ingest.metrics_host, registry)
         self.writer.start()
         mqtt.connect_and_wait(
-            self.client, self.settings.mqtt,
-            session_expiry_s=self.settings.ingest.session_expiry_s, receive_maximum=self.receive_maximum,
+            self.client,
+            self.settings.mqtt,
+            session_expiry_s=self.settings.ingest.session_expiry_s,
+            receive_maximum=self.receive_maximum,
         )
 
     def stop(self) -> None:
@@ -104,8 +121,9 @@ class Ingest:
         self.writer.stop()
         self.client.disconnect()
         self.client.loop_stop()
-        log.info("stopped: %d received, %d written, %d in spool", self.stats.received,
-                 self.stats.written, len(self.spool))
+        log.info(
+            "stopped: %d received, %d written, %d in spool", self.stats.received, self.stats.written, len(self.spool)
+        )
 
 
 def run(settings: Settings, inventory: Inventory, worker: str) -> None:
