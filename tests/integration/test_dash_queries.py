@@ -105,9 +105,7 @@ def test_every_panel_query_returns_data(stack: Stack, dashboards: dict[str, dict
         [
             (
                 device_topic(stack, "S01-VAULT-PWR1"),
-                telemetry(
-                    "S01-VAULT-PWR1", "power", drill=True, mains_v=0.0, on_ups=True, ups_minutes_left=140.0
-                ),
+                telemetry("S01-VAULT-PWR1", "power", drill=True, mains_v=0.0, on_ups=True, ups_minutes_left=140.0),
             ),
             (device_topic(stack, "S01-R01-JAM1"), telemetry("S01-R01-JAM1", "jammer", drill=True, on=False)),
             (device_topic(stack, "S01-R02-JAM1"), b"{not json"),
@@ -120,9 +118,7 @@ def test_every_panel_query_returns_data(stack: Stack, dashboards: dict[str, dict
     timetable_feed.write(stack.influx, timetable_feed.starting_in(tt, 30))
     devices = len(stack.inventory.devices)
     stack.wait_count("power", 2 * 3 + 1)
-    stack.wait_count(
-        "jammer", 2 * len([d for d in stack.inventory.devices.values() if d.kind == "jammer"]) + 2
-    )
+    stack.wait_count("jammer", 2 * len([d for d in stack.inventory.devices.values() if d.kind == "jammer"]) + 2)
     stack.wait_count("ingest_reject", 1)
     wait_for(
         lambda: len(stack.influx.rows('SELECT "received" FROM "ingest_stats"')) >= 4,
@@ -135,14 +131,21 @@ def test_every_panel_query_returns_data(stack: Stack, dashboards: dict[str, dict
     results: list[Result] = []
     for doc in dashboards.values():
         results += run_dashboard(doc, stack.influx, ctx)
-    empty = [
-        f"{r.dashboard} / {r.panel} / {r.ref}: {r.error or 'no data'} ← {r.query}"
-        for r in results
-        if not r.ok
-    ]
+    empty = [f"{r.dashboard} / {r.panel} / {r.ref}: {r.error or 'no data'} ← {r.query}" for r in results if not r.ok]
     assert not empty, "panels that would show No data:\n" + "\n".join(empty)
     targets = sum(len(p.get("targets", [])) for d in dashboards.values() for p in d["panels"])  # type: ignore[attr-defined]
     assert len(results) == targets, "every target ran"
+
+    # The operator's command runs the same check and agrees.
+    verify = subprocess.run(
+        [EXAMWATCH, "dashboards", "verify", "--config", str(stack.config), "--interval", "1s"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stdout.count(" ok") == len(results)
 
     # The values mean what the panels say.
     by = {(r.dashboard, r.panel, r.ref): r for r in results}
