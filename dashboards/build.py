@@ -51,9 +51,7 @@ def stale(out: Path = JSON_DIR) -> list[str]:
     """Files under ``out`` that differ from what the code generates (or are missing or extra)."""
     wanted = generate()
     present = {p.name for p in out.glob("*.json")} if out.is_dir() else set()
-    changed = [
-        n for n, t in wanted.items() if not (out / n).is_file() or (out / n).read_text(encoding="utf-8") != t
-    ]
+    changed = [n for n, t in wanted.items() if not (out / n).is_file() or (out / n).read_text(encoding="utf-8") != t]
     return sorted(changed + sorted(present - set(wanted)))
 
 

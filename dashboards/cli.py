@@ -27,9 +27,7 @@ OutOption = Annotated[Path, typer.Option(help="directory of the dashboards' JSON
 @app.command("build")
 def build(
     out: OutOption = build_mod.JSON_DIR,
-    check: Annotated[
-        bool, typer.Option("--check", help="change nothing; exit 1 if the JSON is stale")
-    ] = False,
+    check: Annotated[bool, typer.Option("--check", help="change nothing; exit 1 if the JSON is stale")] = False,
 ) -> None:
     """Regenerate the dashboards' JSON from the Python definitions (commit the result).
 
@@ -51,9 +49,7 @@ def build(
 @app.command("push")
 def push(
     url: Annotated[str, typer.Option(help="Grafana base URL, e.g. http://grafana:3000")],
-    token: Annotated[
-        str, typer.Option(envvar="GRAFANA_TOKEN", help="service-account token (or GRAFANA_TOKEN)")
-    ],
+    token: Annotated[str, typer.Option(envvar="GRAFANA_TOKEN", help="service-account token (or GRAFANA_TOKEN)")],
     out: OutOption = build_mod.JSON_DIR,
     folder: Annotated[str, typer.Option(help="Grafana folder title")] = push_mod.FOLDER_TITLE,
 ) -> None:
@@ -76,9 +72,7 @@ def push(
 @app.command("timetable")
 def timetable(
     config: ConfigOption = None,
-    path: Annotated[
-        Path | None, typer.Option("--timetable", help="timetable file (default: settings)")
-    ] = None,
+    path: Annotated[Path | None, typer.Option("--timetable", help="timetable file (default: settings)")] = None,
     starting_in: Annotated[
         float | None,
         typer.Option(help="shift the timetable so its first paper starts this many minutes from now"),

@@ -62,7 +62,7 @@ def build() -> dash_b.Dashboard:
         at(severity_counts("Drill alarms active 演练告警", DRILL, SITE), 0, 0, 8, 5),
         at(rows_table("Alarm transitions by state 告警状态变化", transitions, sort_by="state"), 8, 0, 6, 5),
         at(alarms_table("Drill alarms active now", DRILL, SITE), 14, 0, 10, 5),
-        at(rows_table("Drill alarm log 演练告警记录 (newest first)", log), 0, 5, 24, 10),
+        at(rows_table("Drill alarm log 演练告警记录 (newest first)", log, time_column="time"), 0, 5, 24, 10),
         at(trend("Injected drill telemetry 注入的演练数据", "short", ("A", injected)), 0, 15, 8, 8),
         at(trend("Drill storage-room mains 演练市电", "volt", ("A", mains)), 8, 15, 8, 8),
         at(trend("Drill jammers reporting off 演练屏蔽仪关闭", "short", ("A", jammers_off)), 16, 15, 8, 8),

@@ -43,9 +43,7 @@ def _rate(counter: str) -> Select:
 
 def _total(counter: str) -> Select:
     """A counter summed over workers (each worker's last value)."""
-    last = Select(
-        fields=(fn("last", counter, alias=counter),), sources=("ingest_stats",), group_by=("worker",)
-    )
+    last = Select(fields=(fn("last", counter, alias=counter),), sources=("ingest_stats",), group_by=("worker",))
     return Select(fields=(fn("sum", counter, alias=counter),), sources=(last,), time_filter=False)
 
 
@@ -140,11 +138,9 @@ def build() -> dash_b.Dashboard:
             8,
             8,
         ),
-        at(rows_table("Recent rejections 最近拒收", recent), 0, 20, 14, 9),
+        at(rows_table("Recent rejections 最近拒收", recent, time_column="time"), 0, 20, 14, 9),
         at(
-            rows_table(
-                "Worst device clocks 时钟偏差最大的设备", worst_clocks, sort_by="worst |skew| ms", desc=True
-            )
+            rows_table("Worst device clocks 时钟偏差最大的设备", worst_clocks, sort_by="worst |skew| ms", desc=True)
             .time_from("5m")
             .unit("ms")
             .thresholds(steps(GREEN, (1000, YELLOW), (2000, RED))),

@@ -38,17 +38,13 @@ def steps(base: str, *above: tuple[float, str]) -> dash_b.ThresholdsConfig:
     return (
         dash_b.ThresholdsConfig()
         .mode(dash.ThresholdsMode.ABSOLUTE)
-        .steps(
-            [dash.Threshold(value=None, color=base), *(dash.Threshold(value=v, color=c) for v, c in above)]
-        )
+        .steps([dash.Threshold(value=None, color=base), *(dash.Threshold(value=v, color=c) for v, c in above)])
     )
 
 
 def value_text(mapping: dict[str, tuple[str, str]]) -> dash.ValueMap:
     """Map raw values to (text, colour), e.g. ``{"true": ("ON UPS", RED)}``."""
-    return dash.ValueMap(
-        options={k: dash.ValueMappingResult(text=t, color=c) for k, (t, c) in mapping.items()}
-    )
+    return dash.ValueMap(options={k: dash.ValueMappingResult(text=t, color=c) for k, (t, c) in mapping.items()})
 
 
 def thresholds_override(config: dash_b.ThresholdsConfig) -> dash.DynamicConfigValue:
@@ -92,8 +88,18 @@ def big_stat(title: str, *queries: tuple[str, Select]) -> stat.Panel:
     return panel
 
 
-def rows_table(title: str, query: Select, sort_by: str | None = None, desc: bool = False) -> table.Panel:
-    """A table of one InfluxQL query (table format), large cells for the wall."""
+def rows_table(
+    title: str, query: Select, sort_by: str | None = None, desc: bool = False, time_column: str | None = None
+) -> table.Panel:
+    """A table of one InfluxQL query (table format), large cells for the wall.
+
+    InfluxDB gives each row a time; it is the point's own time only for raw rows and a single
+    selector (``last(x), y``). Name it with ``time_column`` where it means something ("since");
+    otherwise it is the range's start and the column is hidden.
+    """
+    organize: dict[str, object] = (
+        {"renameByName": {"Time": time_column}} if time_column else {"excludeByName": {"Time": True}}
+    )
     panel = (
         table.Panel()
         .title(title)
@@ -101,6 +107,7 @@ def rows_table(title: str, query: Select, sort_by: str | None = None, desc: bool
         .cell_height(common.TableCellHeight.LG)
         .show_header(True)
         .with_target(target("A", query, as_table=True))
+        .with_transformation(transformation("organize", organize))
     )
     if sort_by is not None:
         panel.sort_by([common_b.TableSortByFieldState().display_name(sort_by).desc(desc)])

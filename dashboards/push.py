@@ -17,9 +17,7 @@ class PushError(Exception):
     """Grafana refused a request, or grafana-client is not installed."""
 
 
-def push(
-    url: str, token: str, dashboards: dict[str, dict[str, Any]], folder: str = FOLDER_TITLE
-) -> list[str]:
+def push(url: str, token: str, dashboards: dict[str, dict[str, Any]], folder: str = FOLDER_TITLE) -> list[str]:
     """Create the folder if needed and upload every dashboard (overwriting); returns their URLs."""
     try:
         # Deferred: the extra may be absent, and importing it swaps urllib3 for urllib3-future.

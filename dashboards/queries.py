@@ -7,7 +7,7 @@ Measurements and their tags are the contract written by ingest (telemetry, ``<ki
 
 from __future__ import annotations
 
-from dashboards.influxql import Select, expr, fn, ident, is_false, is_true, tag_is
+from dashboards.influxql import Select, col, expr, fn, ident, is_false, is_true, tag_is
 from dashboards.panels import SEVERITIES
 
 #: An alarm's (rule, subject) pair is one series; its last point is its current state.
@@ -15,13 +15,13 @@ ALARM_KEY = ("rule", "subject", "subject_type", "severity", "site")
 
 
 def alarm_states(*where: str) -> Select:
-    """Each alarm's latest state, message and activity (one row per rule and subject)."""
+    """Each alarm's latest point: active, state and message (one row per rule and subject).
+
+    One selector (``last``) with plain fields, so the row keeps that point's own time: when the
+    alarm last changed state.
+    """
     return Select(
-        fields=(
-            fn("last", "active", alias="active"),
-            fn("last", "state", alias="state"),
-            fn("last", "message", alias="message"),
-        ),
+        fields=(fn("last", "active", alias="active"), col("state"), col("message")),
         sources=("alarm",),
         where=where,
         group_by=ALARM_KEY,
@@ -77,18 +77,12 @@ def site_status(*where: str, base_measurement: str = "power") -> Select:
     )
 
 
-def per_device_last(
-    measurement: str, field_name: str, *where: str, key: tuple[str, ...] = ("device",)
-) -> Select:
+def per_device_last(measurement: str, field_name: str, *where: str, key: tuple[str, ...] = ("device",)) -> Select:
     """The last value of ``field_name`` per ``key`` tags (a device, or a site's room)."""
-    return Select(
-        fields=(fn("last", field_name, alias=field_name),), sources=(measurement,), where=where, group_by=key
-    )
+    return Select(fields=(fn("last", field_name, alias=field_name),), sources=(measurement,), where=where, group_by=key)
 
 
 def count_where(inner: Select, field_name: str, truth: bool | None, alias: str) -> Select:
     """How many rows of ``inner`` have ``field_name`` true (or false, or any when None)."""
     cond: tuple[str, ...] = () if truth is None else ((is_true if truth else is_false)(field_name),)
-    return Select(
-        fields=(fn("count", field_name, alias=alias),), sources=(inner,), where=cond, time_filter=False
-    )
+    return Select(fields=(fn("count", field_name, alias=alias),), sources=(inner,), where=cond, time_filter=False)

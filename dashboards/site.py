@@ -11,7 +11,7 @@ from grafana_foundation_sdk.builders import statetimeline, table
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dash
 
-from dashboards.influxql import Select, fn, tag_is_not, tag_matches
+from dashboards.influxql import Select, col, fn, tag_is_not, tag_matches
 from dashboards.panels import (
     DATASOURCE,
     GREEN,
@@ -74,20 +74,20 @@ def _devices() -> table.Panel:
         group_by=("kind", "room", "device"),
         time_filter=False,
     )
-    return rows_table("Device status 设备在线", query, sort_by="online").mappings(
+    return rows_table("Device status 设备在线", query, sort_by="online", time_column="since").mappings(
         [value_text({"true": ("online", GREEN), "false": ("OFFLINE", RED)})]
     )
 
 
 def _readiness() -> table.Panel:
     query = Select(
-        fields=(fn("last", "go", alias="go"), fn("last", "detail", alias="detail")),
+        fields=(fn("last", "go", alias="go"), col("detail")),
         sources=("readiness",),
         where=(NOT_DRILL, SITE),
         group_by=("paper", "room"),
     )
     return (
-        rows_table("Readiness by room 考场就绪", query, sort_by="go")
+        rows_table("Readiness by room 考场就绪", query, sort_by="go", time_column="evaluated")
         .time_from("3h")
         .mappings([value_text({"true": ("GO", GREEN), "false": ("NOT GO", RED)})])
     )

@@ -23,9 +23,7 @@ def lines(timetable: Timetable) -> bytes:
         start_ms = int(p.start.timestamp() * 1000)
         end_ms = int(p.end.timestamp() * 1000)
         fields = f"subject={lineproto.quote(p.subject)},start_ms={start_ms}i,end_ms={end_ms}i"
-        out.append(
-            lineproto.line(MEASUREMENT, f",paper={lineproto.escape_tag(p.id)}", fields, start_ms * 1_000_000)
-        )
+        out.append(lineproto.line(MEASUREMENT, f",paper={lineproto.escape_tag(p.id)}", fields, start_ms * 1_000_000))
     return b"\n".join(out)
 
 

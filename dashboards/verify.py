@@ -78,9 +78,7 @@ def _run_panel(dashboard: str, panel: dict[str, Any], influx: Influx, ctx: Conte
                 value_cols = [i for i, c in enumerate(s["columns"]) if c != "time"]
                 rows = [v for v in s["values"] if any(v[i] is not None for i in value_cols)]
                 result.rows += len(rows)
-                result.values += [
-                    v[value_cols[-1]] for v in rows if isinstance(v[value_cols[-1]], int | float)
-                ]
+                result.values += [v[value_cols[-1]] for v in rows if isinstance(v[value_cols[-1]], int | float)]
         by_ref[ref] = result
     return list(by_ref.values())
 

@@ -118,12 +118,7 @@ def cameras_recording() -> stat.Panel:
     )
     for ref, source in (("RA", "A"), ("RB", "B")):
         panel.with_target(
-            expr_b.TypeReduce()
-            .ref_id(ref)
-            .datasource(EXPR_DS)
-            .expression(f"${source}")
-            .reducer("last")
-            .hide(True)
+            expr_b.TypeReduce().ref_id(ref).datasource(EXPR_DS).expression(f"${source}").reducer("last").hide(True)
         )
     panel.with_target(expr_b.TypeMath().ref_id("share").datasource(EXPR_DS).expression("$RA / $RB * 100"))
     return panel.override_by_name(

@@ -73,7 +73,7 @@ def site_grid(title: str, *where: str) -> stat.Panel:
 def alarms_table(title: str, *where: str) -> table.Panel:
     """The active alarms, worst severity first (alphabetical order happens to be severity order)."""
     return (
-        rows_table(title, active_alarms(*where), sort_by="severity")
+        rows_table(title, active_alarms(*where), sort_by="severity", time_column="since")
         .time_from(ALARM_WINDOW)
         .hide_time_override(True)
         .with_transformation(
@@ -88,10 +88,9 @@ def alarms_table(title: str, *where: str) -> table.Panel:
                         "rule": 3,
                         "state": 4,
                         "message": 5,
-                        "Time": 6,
+                        "since": 6,
                         "subject_type": 7,
                     },
-                    "renameByName": {"Time": "since"},
                 },
             )
         )
@@ -124,7 +123,6 @@ def power_table(title: str, *where: str) -> table.Panel:
     )
     return (
         rows_table(title, query, sort_by="battery min")
-        .with_transformation(transformation("organize", {"excludeByName": {"Time": True}}))
         .override_by_name(
             "mains V",
             [
