@@ -176,3 +176,15 @@ def test_site_grid_ranks_worst_active_alarm(stack: Stack, dashboards: dict[str, 
         site = series["tags"]["site"]
         worst[site] = max(worst.get(site, 0), *(v[1] for v in series["values"]))
     assert worst == EXPECTED_STATUS
+
+
+def test_active_alarms_show_when_they_last_changed(stack: Stack, dashboards: dict[str, dict[str, object]]) -> None:
+    stack.influx.create_database()
+    rules_engine_stand_in(stack, drill=False)
+    wall = dashboards["wall.json"]
+    table = next(p for p in wall["panels"] if p["title"] == "Active alarms 告警列表")  # type: ignore[index]
+    rows = stack.influx.rows(Context().expand(table["targets"][0]["query"], table["timeFrom"]))
+    assert sorted(r["rule"] for r in rows) == ["camera_offline", "clock_skew", "detector_battery", "power_lost"]
+    now_ms = time.time_ns() // 1_000_000
+    assert all(now_ms - 60_000 < r["time"] <= now_ms for r in rows), "the 'since' column is the alarm's own time"
+    assert {r["state"] for r in rows} == {"firing", "acknowledged", "pending"}
