@@ -29,8 +29,6 @@ def lines(timetable: Timetable) -> bytes:
 
 def starting_in(timetable: Timetable, minutes: float, now: datetime | None = None) -> Timetable:
     """The timetable shifted so its first paper starts ``minutes`` from now (demos and drills)."""
-    # Not ``timetable.ordered``: it is a cached property, and ``shifted`` copies the cache with
-    # the model, so a shifted copy would still list the original times.
     first = min(p.start for p in timetable.papers)
     target = (now or datetime.now(UTC)) + timedelta(minutes=minutes)
     return timetable.shifted(target - first)

@@ -19,7 +19,9 @@ from typer.testing import CliRunner
 from dashboards import build
 from dashboards.cli import app
 
-pytest.importorskip("grafana_client", reason="the `grafana` extra is not installed")
+# Runs in the venv that has the `grafana` extra (scripts/test makes .venv-grafana for it),
+# because that extra replaces urllib3 and must not leak into the main environment.
+pytestmark = pytest.mark.grafana
 
 
 @dataclass
