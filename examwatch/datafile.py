@@ -82,18 +82,21 @@ def explain(exc: ValidationError, source: str, lines: dict[Loc, int]) -> str:
     return "\n".join(out)
 
 
-def load_text(text: str, model: type[M], source: str) -> M:
-    """Parse YAML ``text`` into ``model``; raise DataFileError naming ``source``, line and field."""
+def load_text(text: str, model: type[M], source: str, context: dict[str, Any] | None = None) -> M:
+    """Parse YAML ``text`` into ``model``; raise DataFileError naming ``source``, line and field.
+
+    ``context`` reaches the model's validators (pydantic validation context).
+    """
     data, lines = _parse(text, source)
     if data is None:
         raise DataFileError(f"{source}: the file is empty")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise DataFileError(explain(exc, source, lines)) from None
 
 
-def load(path: Path, model: type[M]) -> M:
+def load(path: Path, model: type[M], context: dict[str, Any] | None = None) -> M:
     """Read and validate a YAML data file; raise DataFileError for anything a person must fix."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -101,4 +104,4 @@ def load(path: Path, model: type[M]) -> M:
         raise DataFileError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: cannot be read: {exc}") from None
-    return load_text(text, model, str(path))
+    return load_text(text, model, str(path), context)
