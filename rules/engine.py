@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,8 +27,8 @@ from rules.world import Seen, World
 
 log = logging.getLogger("examwatch.rules")
 SEEN = "_seen"  # rule_state rows that hold the liveness of each device
-_S = RuleState.__table__
-_R = Readiness.__table__
+_S = cast(sa.Table, RuleState.__table__)
+_R = cast(sa.Table, Readiness.__table__)
 
 
 def build(ruleset: RuleSet, world: World) -> list[Rule[Any]]:

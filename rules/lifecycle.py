@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -25,8 +26,8 @@ _ALLOWED: dict[State, frozenset[State]] = {
     State.ACKNOWLEDGED: frozenset({State.ACKNOWLEDGED, State.RESOLVED}),
     State.RESOLVED: frozenset(),
 }
-_A = Alarm.__table__
-_T = Transition.__table__
+_A = cast(sa.Table, Alarm.__table__)
+_T = cast(sa.Table, Transition.__table__)
 
 
 class AlarmError(Exception):

@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -26,7 +26,7 @@ from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.store import Alarm, Readiness, Transition
 
 log = logging.getLogger("examwatch.rules.outbox")
-_A, _T, _R = Alarm.__table__, Transition.__table__, Readiness.__table__
+_A, _T, _R = cast(sa.Table, Alarm.__table__), cast(sa.Table, Transition.__table__), cast(sa.Table, Readiness.__table__)
 Publish = Callable[[str, bytes], None]
 
 

@@ -67,7 +67,7 @@ class Service:
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         if not self._stopping:  # else not acknowledged: the broker gives it to our next session
-            self.queue.put((msg.topic, msg.payload, self.clock(), msg.mid, msg.qos))
+            self.queue.put((msg.topic, bytes(msg.payload), self.clock(), msg.mid, msg.qos))
 
     def _publish(self, topic: str, payload: bytes) -> None:
         info = self.client.publish(topic, payload, qos=1, retain=True)

@@ -42,7 +42,7 @@ class ReadinessConfig(RuleConfig):
 def device_problem(cfg: ReadinessConfig, kind: str, msg: Envelope) -> str | None:
     """What keeps this device from being ready, judged on its last report; None when ready."""
     m: Any = msg
-    if kind == "jammer" and getattr(m, "fault_code", 0):
+    if kind == "jammer" and getattr(m, "fault_code", None):
         return f"fault {m.fault_code}"
     if kind == "camera" and not (getattr(m, "recording", False) and not getattr(m, "video_loss", True)
                                  and not getattr(m, "tamper", True)):
@@ -115,6 +115,7 @@ def _ready(healthy: bool) -> Any:
                 world.heard(ref, now, False)
                 if ref.kind == "camera":
                     rule.on_message(observe(world, dev, now, recording=healthy, video_loss=False, tamper=False))
+        assert isinstance(rule, ReadinessRule)
         reports = rule.assess("contract", "S01", now)
         site = reports[-1]
         return [Finding(not site.go, Severity.MAJOR, site.detail).on(Subject.of_site("S01"))]

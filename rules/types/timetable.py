@@ -30,7 +30,7 @@ class TimetableConfig(RuleConfig):
     type: Literal["timetable"]
     require: Literal["jammer_shielding", "camera_recording"]
     severity: Severity = Severity.CRITICAL
-    floor_dbm: float = Field(default=20.0, ge=-60, le=47, description="jammer_shielding: lowest RF output per band")
+    floor_dbm: float = Field(default=20.0, ge=-60, le=47, description="lowest RF output per band, dBm")
 
     def check_kind(self, kind: str) -> None:
         wanted = "jammer" if self.require == "jammer_shielding" else "camera"
@@ -110,7 +110,8 @@ class TimetableRule(Rule[TimetableConfig]):
         recording = [c for c in cams if self.state.get(c, [False])[0] and self.world.reporting(c, now)]
         problems = [] if recording else [f"none of {len(cams)} cameras recording"]
         active = bool(self.state.get(key))
-        new, finding = evaluate(self.cfg.severity, active, paper.id if paper else None, problems, f"room {key}")
+        paper_id = paper.id if paper else None
+        new, finding = evaluate(self.cfg.severity, active, paper_id, problems, f"room {key}")
         if new != active:
             self.put(key, True if new else None)
         return [] if finding is None else [finding.on(Subject.room(site, room), drill)]
@@ -138,7 +139,7 @@ class TimetableRule(Rule[TimetableConfig]):
 def _jammer_step(rf: float) -> Any:
     def step(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
         bands = world.specs["S01-R01-JAM1"].bands
-        return rule.on_message(observe(world, "S01-R01-JAM1", now, on=True, rf_dbm={b: rf for b in bands}))
+        return rule.on_message(observe(world, "S01-R01-JAM1", now, on=True, rf_dbm=dict.fromkeys(bands, rf)))
     return step
 
 

@@ -1,0 +1,127 @@
+"""Shared by the rules tests: a small world, a timetable around now, a settable clock, rules files."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+
+from examwatch import sample
+from examwatch.inventory import Inventory
+from examwatch.store import open_store
+from examwatch.timetable import Timetable
+from rules.engine import Engine
+from rules.rulesfile import RuleSet, load_dir
+from rules.world import World
+
+
+def inventory(rooms: int = 3) -> Inventory:
+    return Inventory.model_validate(sample.district(formal=2, backup=1, rooms=rooms, name="测试区"))
+
+
+def timetable(now: float, start_in_s: float = -600, length_s: float = 3600, off: tuple[float, float] | None = None
+              ) -> Timetable:
+    """One paper at every site, starting ``start_in_s`` from ``now`` (negative: already on)."""
+    start = datetime.fromtimestamp(now, UTC) + timedelta(seconds=start_in_s)
+    paper: dict[str, Any] = {"id": "p1", "subject": "数学", "start": start.isoformat(),
+                             "end": (start + timedelta(seconds=length_s)).isoformat()}
+    if off is not None:
+        paper["jammer_off"] = [{"start": (start + timedelta(seconds=off[0])).isoformat(),
+                                "end": (start + timedelta(seconds=off[1])).isoformat(), "reason": "听力"}]
+    return Timetable.model_validate({"exam": "test", "papers": [paper]})
+
+
+def timetable_yaml(tt: Timetable) -> str:
+    return yaml.safe_dump(tt.model_dump(mode="json"), allow_unicode=True)
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+#: Short timeouts so tests never wait long; the site times out before its devices.
+TEST_RULES: dict[str, list[dict[str, Any]]] = {
+    "jammer": [
+        {"name": "jammer_offline", "type": "absence", "severity": "major", "timeout_s": 3},
+        {"name": "jammer_shielding", "type": "timetable", "require": "jammer_shielding", "severity": "critical",
+         "floor_dbm": 20},
+        {"name": "jammer_hot", "type": "threshold", "field": "temperature_c",
+         "levels": [{"severity": "minor", "above": 70}, {"severity": "major", "above": 85}], "clear": {"below": 65}},
+        {"name": "jammer_clock", "type": "skew"},
+    ],
+    "camera": [{"name": "camera_offline", "type": "absence", "timeout_s": 3},
+               {"name": "room_recording", "type": "timetable", "require": "camera_recording", "severity": "major"}],
+    "gate": [{"name": "gate_offline", "type": "absence", "timeout_s": 3},
+             {"name": "gate_surge", "type": "ratio", "numerator": "face_match_failures", "denominator": "passes",
+              "window_s": 300, "above": 0.2, "clear_below": 0.1, "min_denominator": 20}],
+    "power": [{"name": "power_offline", "type": "absence", "severity": "critical", "timeout_s": 3},
+              {"name": "power_mains_lost", "type": "threshold", "field": "mains_v",
+               "levels": [{"severity": "critical", "below": 187}], "clear": {"above": 200}}],
+    "detector": [{"name": "detector_battery_low", "type": "threshold", "field": "battery_pct",
+                  "levels": [{"severity": "minor", "below": 20}], "clear": {"above": 30}, "for": 2}],
+    "site": [{"name": "site_silent", "type": "absence", "severity": "critical", "timeout_s": 1.5},
+             {"name": "room_coverage", "type": "coverage"},
+             {"name": "readiness", "type": "readiness"}],
+}
+
+
+def write_rules(directory: Path, rules: dict[str, list[dict[str, Any]]] | None = None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for kind, items in (rules or TEST_RULES).items():
+        (directory / f"{kind}.yaml").write_text(yaml.safe_dump({"rules": items}, allow_unicode=True))
+    return directory
+
+
+def ruleset(tmp: Path, rules: dict[str, list[dict[str, Any]]] | None = None) -> RuleSet:
+    return load_dir(write_rules(tmp / "rules", rules))
+
+
+def engine(tmp: Path, clock: FakeClock, tt: Timetable, rules: dict[str, list[dict[str, Any]]] | None = None,
+           store: sa.Engine | None = None) -> Engine:
+    """A restored engine on a fresh (or the given) SQLite store."""
+    store = store or open_store(f"sqlite:///{tmp / 'state.db'}")
+    eng = Engine(store, World(inventory(), tt), ruleset(tmp, rules), clock, grace_s=0, tick_s=0.5)
+    eng.restore()
+    return eng
+
+
+def alarms(store: sa.Engine, where: str = "1=1") -> list[dict[str, Any]]:
+    with store.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.text(f"SELECT * FROM alarm WHERE {where} ORDER BY id")).mappings()]
+
+
+def transitions(store: sa.Engine) -> list[dict[str, Any]]:
+    with store.connect() as conn:
+        q = "SELECT t.*, a.rule, a.subject FROM alarm_transition t JOIN alarm a ON a.id = t.alarm_id ORDER BY t.id"
+        return [dict(r) for r in conn.execute(sa.text(q)).mappings()]
+
+
+def healthy(kind: str, bands: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """Fields of a healthy report of ``kind`` (enough for every rule in TEST_RULES)."""
+    return {
+        "jammer": {"on": True, "rf_dbm": {b: 27.0 for b in bands}, "temperature_c": 40.0, "fault_code": 0},
+        "camera": {"recording": True, "video_loss": False, "tamper": False},
+        "power": {"mains_v": 220.0, "on_ups": False},
+        "gate": {"passes": 30, "face_match_failures": 0},
+        "detector": {"battery_pct": 90.0, "self_test": "pass"},
+    }[kind]
+
+
+def beat(eng: Engine, now: float, skip: set[str] = frozenset(), sites: set[str] | None = None,  # type: ignore[assignment]
+         **over: dict[str, Any]) -> None:
+    """Every device (of ``sites``, not in ``skip``) reports healthy at ``now``; ``over[device]`` changes fields."""
+    from rules.types._base import observe
+
+    w = eng.world
+    for dev, ref in w.devices.items():
+        if dev in skip or (sites is not None and ref.site not in sites):
+            continue
+        fields = {**healthy(ref.kind, w.specs[dev].bands), **over.get(dev.replace("-", "_"), {})}
+        eng.handle(observe(w, dev, now, **fields))
