@@ -74,6 +74,7 @@ class Engine:
             if ref is not None:
                 self.world.site_last_s[ref.site] = max(self.world.site_last_s.get(ref.site, 0.0), seen.last_s)
         now = self.clock()
+        self.world.started_s, self.world.grace_s = now, self.grace_s
         for rule in self.rules:
             rule.start(now, self.timers, self.grace_s)
         log.info("restored %d devices' liveness, %d active alarms, %d rules",

@@ -99,23 +99,27 @@ class Service:
                 reload.clear()
                 self.reload()
             wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
-            try:
-                items = [self.queue.get(timeout=max(0.001, min(wait, 0.5)))]
-                while len(items) < 5000:
-                    items.append(self.queue.get_nowait())
-            except queue.Empty:
-                pass
-            else:
-                for topic, payload, recv_s, mid, qos in items:
-                    obs = self.intake.observe(topic, payload, recv_s)
-                    if obs is not None:
-                        self.engine.handle(obs)
-                    acks.append((mid, qos))
+            for topic, payload, recv_s, mid, qos in self._take(wait):
+                obs = self.intake.observe(topic, payload, recv_s)
+                if obs is not None:
+                    self.engine.handle(obs)
+                acks.append((mid, qos))
             self.engine.run_due()
             if time.monotonic() - last_commit >= interval:
                 self._commit(acks)
                 last_commit = time.monotonic()
         self._commit(acks)
+
+    def _take(self, wait_s: float, most: int = 5000) -> list[Item]:
+        """What the queue holds (up to ``most``), waiting up to ``wait_s`` for the first."""
+        items: list[Item] = []
+        try:
+            items.append(self.queue.get(timeout=max(0.001, min(wait_s, 0.5))))
+            while len(items) < most:
+                items.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        return items
 
     def _commit(self, acks: list[tuple[int, int]]) -> None:
         if self.engine.commit():
