@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -177,9 +178,18 @@ class RulesProcess:
         self.proc.send_signal(sig)
 
     def stop(self, sig: int = 15) -> None:
+        import subprocess
+
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(30)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(10)  # SIGUSR1: the engine prints its threads' stacks to its log
+                time.sleep(0.5)
+                self.proc.kill()
+                self.proc.wait()
+                raise
         self.proc = None
 
     def cli(self, *args: str) -> Any:
