@@ -50,8 +50,7 @@ class Engine:
         self.tick_s = tick_s
         self.timers = TimerHeap()
         self.book = Book(self.timers)
-        self.rules = build(ruleset, world)
-        self.by_name = {r.name: r for r in self.rules}
+        self._index(build(ruleset, world))
         self._conn: sa.Connection | None = None
         self._tx: sa.Transaction | None = None
         self._last_ns = 0
@@ -86,8 +85,7 @@ class Engine:
     def reload(self, ruleset: RuleSet) -> None:
         """Swap in new rules; a rule keeping its name and type keeps its state; alarms stay."""
         old = self.by_name
-        self.rules = build(ruleset, self.world)
-        self.by_name = {r.name: r for r in self.rules}
+        self._index(build(ruleset, self.world))
         now = self.clock()
         for rule in self.rules:
             prev = old.get(rule.name)
@@ -95,6 +93,13 @@ class Engine:
                 rule.state = prev.state
             rule.start(now, self.timers, 0.0)
         log.info("reloaded %d rules", len(self.rules))
+
+    def _index(self, rules: list[Rule[Any]]) -> None:
+        self.rules = rules
+        self.by_name = {r.name: r for r in rules}
+        kinds = {ref.kind for ref in self.world.devices.values()}
+        #: per device kind, the rules that look at its messages, in evaluation order
+        self.dispatch = {k: [r for r in rules if r.SEES == "all" or (r.SEES == "own" and r.kind == k)] for k in kinds}
 
     # -- evaluation ----------------------------------------------------------------------------
 
@@ -118,7 +123,7 @@ class Engine:
         self.evaluated += 1
         if self.world.heard(obs.ref, obs.recv_s, obs.drill, lwt_offline=obs.online is False):
             self._seen_dirty.add(obs.ref.id)
-        for rule in self.rules:
+        for rule in self.dispatch[obs.ref.kind]:
             out = rule.on_message(obs)
             if out:
                 self._apply(rule, out, obs.recv_s)

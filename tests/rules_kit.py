@@ -211,6 +211,7 @@ class Heartbeat:
         self.over: dict[str, dict[str, Any]] = {}
         self.interval_s = interval_s
         self.rounds = 0
+        self.last_sent: dict[str, float] = {}
         self._stop = threading.Event()
         self._gw = {s.id: stack.gateway(s.id) for s in stack.inventory.sites}
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -232,6 +233,9 @@ class Heartbeat:
                         for dev, ref in self.stack.inventory.devices.items()
                         if ref.site == site and dev not in self.skip]
                 publish_all(self._gw[site], msgs)
+                sent_at = time.time()
+                self.last_sent.update((dev, sent_at) for dev, ref in self.stack.inventory.devices.items()
+                                      if ref.site == site and dev not in self.skip)
             self.rounds += 1
             self._stop.wait(self.interval_s)
 

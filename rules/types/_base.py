@@ -82,6 +82,8 @@ class Rule(Generic[C]):
 
     #: lower runs first for each message (site silence before device absence)
     PRIORITY: ClassVar[int] = 10
+    #: whose messages ``on_message`` needs: its own kind's, every kind's, or none (tick only)
+    SEES: ClassVar[str] = "own"
 
     def __init__(self, cfg: C, kind: str, world: World) -> None:
         self.cfg = cfg

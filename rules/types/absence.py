@@ -56,12 +56,14 @@ class AbsenceRule(Rule[AbsenceConfig]):
     """Device scope (a device kind's file) or site scope (site.yaml)."""
 
     PRIORITY: ClassVar[int] = 0
+    SEES: ClassVar[str] = "all"  # a device of another kind speaking may end its site's silence
 
     def __init__(self, cfg: AbsenceConfig, kind: str, world: World) -> None:
         super().__init__(cfg, kind, world)
         self.started = 0.0
         self.scheduled: set[str] = set()
         self.timers: Timers = NO_TIMERS
+        self.suppressed: dict[str, set[str]] = {}  # site → its devices whose offline alarm waits
         self.site_scope = kind == SITE
         self.subjects = (list(world.by_site) if self.site_scope
                          else [d for d, ref in world.devices.items() if ref.kind == kind])
@@ -85,6 +87,8 @@ class AbsenceRule(Rule[AbsenceConfig]):
         for subject in self.subjects:
             if self.site_scope and self.state.get(subject) == ALARMED:
                 self.world.silent_sites.add(subject)
+            if not self.site_scope and self.state.get(subject) == SUPPRESSED:
+                self.suppressed.setdefault(self.world.devices[subject].site, set()).add(subject)
             self._schedule(subject, max(self.last_heard(subject) + self.timeout(subject), now + grace_s), timers)
         self.timers = timers
 
@@ -119,15 +123,25 @@ class AbsenceRule(Rule[AbsenceConfig]):
             self._schedule(dev, obs.recv_s + self.timeout(dev), self.timers)
         return out
 
+    def put(self, subject: str, value: Any) -> None:
+        if not self.site_scope:
+            site = self.world.devices[subject].site
+            if value == SUPPRESSED:
+                self.suppressed.setdefault(site, set()).add(subject)
+            elif site in self.suppressed:
+                self.suppressed[site].discard(subject)
+        super().put(subject, value)
+
     def _release(self, obs: Observation) -> list[Verdict]:
         """The site spoke again: its suppressed devices get one site timeout to speak too."""
         site = obs.ref.site
-        if site in self.world.silent_sites:
+        if site not in self.suppressed or site in self.world.silent_sites:
             return []
-        for dev in self.world.by_site[site]:
-            if dev.kind == self.kind and self.state.get(dev.id) == SUPPRESSED and dev.id != obs.ref.id:
-                self.put(dev.id, None)
-                self._schedule(dev.id, obs.recv_s + self.world.site_timeout_s, self.timers)
+        for dev in self.suppressed.pop(site):
+            if dev != obs.ref.id:
+                self.state.pop(dev, None)
+                self.dirty.add(dev)
+                self._schedule(dev, obs.recv_s + self.world.site_timeout_s, self.timers)
         return []
 
     def _site_heard(self, obs: Observation) -> list[Verdict]:

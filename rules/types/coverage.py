@@ -43,6 +43,8 @@ def evaluate(severity: Severity, active: bool, paper: str | None, missing: list[
 
 
 class CoverageRule(Rule[CoverageConfig]):
+
+    SEES: ClassVar[str] = "none"
     def on_tick(self, now: float) -> list[Verdict]:
         out: list[Verdict] = []
         sessions: dict[str, str | None] = {}

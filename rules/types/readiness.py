@@ -67,6 +67,8 @@ def roll_up(problems: dict[str, list[str]]) -> tuple[bool, str]:
 class ReadinessRule(Rule[ReadinessConfig]):
     """State per device: its last problem (only while it has one); per ``paper/site``: done."""
 
+    SEES: ClassVar[str] = "all"
+
     def on_message(self, obs: Observation) -> list[Verdict]:
         if obs.msg is None or obs.channel != "telemetry":
             return []
