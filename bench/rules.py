@@ -28,7 +28,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from examwatch import credentials, sample
+from examwatch import credentials, mqtt, sample
 from examwatch.inventory import Inventory
 from examwatch.store import open_store
 from examwatch.timetable import Timetable
@@ -47,9 +47,14 @@ N_MESSAGES = 60_000
 def _messages(stack: Stack, n: int) -> list[tuple[str, str, bytes]]:
     devices = [(d, r) for d, r in stack.inventory.devices.items() if r.kind != "power"]
     now = int(time.time() * 1000)
-    return [(devices[i % len(devices)][1].site, device_topic(stack, devices[i % len(devices)][0]),
-             telemetry(devices[i % len(devices)][0], devices[i % len(devices)][1].kind, ts_ms=now))
-            for i in range(n)]
+    return [
+        (
+            devices[i % len(devices)][1].site,
+            device_topic(stack, devices[i % len(devices)][0]),
+            telemetry(devices[i % len(devices)][0], devices[i % len(devices)][1].kind, ts_ms=now),
+        )
+        for i in range(n)
+    ]
 
 
 def _publish(stack: Stack, msgs: list[tuple[str, str, bytes]]) -> None:
@@ -62,8 +67,6 @@ def _publish(stack: Stack, msgs: list[tuple[str, str, bytes]]) -> None:
 
 def relay_rate(stack: Stack, msgs: list[tuple[str, str, bytes]]) -> float:
     """A persistent-session subscriber that only counts: its backlog of ``msgs`` drained, msg/s."""
-    from examwatch import mqtt
-
     got = {"n": 0, "t": 0.0}
     done = threading.Event()
 
@@ -102,16 +105,24 @@ def rules_rate(stack: Stack, msgs: list[tuple[str, str, bytes]]) -> tuple[float,
     proc.stop()  # its session (and shared subscription) stays on the broker and queues the load
     sentinel = "S03-VAULT-PWR1"
     _publish(stack, msgs)
-    publish_all(stack.gateway("S03"), [(device_topic(stack, sentinel), telemetry(sentinel, "power", mains_v=0.0))])
+    publish_all(
+        stack.gateway("S03"), [(device_topic(stack, sentinel), telemetry(sentinel, "power", mains_v=0.0))]
+    )
     proc.start()
     t0 = time.perf_counter()
-    wait_for(lambda: alarms(proc.store, f"subject = '{sentinel}' AND rule = 'power_mains_lost'"), 300,
-             "the sentinel alarm", interval=0.05)
+    wait_for(
+        lambda: alarms(proc.store, f"subject = '{sentinel}' AND rule = 'power_mains_lost'"),
+        300,
+        "the sentinel alarm",
+        interval=0.05,
+    )
     return (len(msgs) + 1) / (time.perf_counter() - t0), proc
 
 
 def detection(stack: Stack) -> dict[str, Any]:
-    rules = {k: [{**r, "timeout_s": 5} if r["type"] == "absence" else r for r in v] for k, v in TEST_RULES.items()}
+    rules = {
+        k: [{**r, "timeout_s": 5} if r["type"] == "absence" else r for r in v] for k, v in TEST_RULES.items()
+    }
     rules["site"] = [{**r, "timeout_s": 3} if r["type"] == "absence" else r for r in rules["site"]]
     proc = RulesProcess(stack, timetable(time.time(), start_in_s=-60), rules, restart_grace_s=0)
     arrived: dict[str, float] = {}
@@ -123,7 +134,14 @@ def detection(stack: Stack) -> dict[str, Any]:
 
     c = stack.client(credentials.service_user("notifier"), on_message=on_message)
     c.subscribe("exam/v1/_alarm/#", qos=1)
-    silent = ["S01-R01-JAM1", "S01-R05-CAM2", "S02-ENT-GATE3", "S02-VAULT-PWR1", "S03-R10-JAM1", "S03-REST-CAM1"]
+    silent = [
+        "S01-R01-JAM1",
+        "S01-R05-CAM2",
+        "S02-ENT-GATE3",
+        "S02-VAULT-PWR1",
+        "S03-R10-JAM1",
+        "S03-REST-CAM1",
+    ]
     try:
         with Heartbeat(stack, interval_s=1.0) as hb:
             hb.wait_rounds(1)
@@ -131,21 +149,30 @@ def detection(stack: Stack) -> dict[str, Any]:
             hb.wait_rounds(3)
             hb.skip.update(silent)
             last = {d: hb.last_sent[d] for d in silent}
-            wait_for(lambda: all(d in arrived for d in silent), 30, "every offline alarm on MQTT", interval=0.05)
+            wait_for(
+                lambda: all(d in arrived for d in silent), 30, "every offline alarm on MQTT", interval=0.05
+            )
     finally:
         proc.stop()
     stored = {a["subject"]: a["opened_ns"] / 1e9 for a in alarms(proc.store, "rule LIKE '%_offline'")}
     store_s = [stored[d] - last[d] for d in silent]
     mqtt_s = [arrived[d] - last[d] for d in silent]
-    return {"timeout_s": 5, "devices": len(silent), "store_max_s": max(store_s), "store_mean_s": statistics.mean(store_s),
-            "mqtt_max_s": max(mqtt_s), "mqtt_mean_s": statistics.mean(mqtt_s),
-            "other_alarms": len(alarms(proc.store, "rule LIKE '%_offline'")) - len(silent)}
+    return {
+        "timeout_s": 5,
+        "devices": len(silent),
+        "store_max_s": max(store_s),
+        "store_mean_s": statistics.mean(store_s),
+        "mqtt_max_s": max(mqtt_s),
+        "mqtt_mean_s": statistics.mean(mqtt_s),
+        "other_alarms": len(alarms(proc.store, "rule LIKE '%_offline'")) - len(silent),
+    }
 
 
 def memory(tmp: Path, sites: int = 752) -> dict[str, Any]:
     inv = Inventory.model_validate(sample.district(formal=sites, backup=0, rooms=30, name="bench"))
-    tt = Timetable.model_validate({"exam": "bench", "papers": [
-        p.model_dump() for p in timetable(time.time(), start_in_s=-60).papers]})
+    tt = Timetable.model_validate(
+        {"exam": "bench", "papers": [p.model_dump() for p in timetable(time.time(), start_in_s=-60).papers]}
+    )
     world = World(inv, tt)
     rss_inventory = _rss_mib()
     store = open_store(f"sqlite:///{tmp / 'mem.db'}")
@@ -162,8 +189,13 @@ def memory(tmp: Path, sites: int = 752) -> dict[str, Any]:
         eng.run_due()
         eng.commit()
     rate = evaluated / (time.perf_counter() - t0)
-    return {"devices": len(world.devices), "rss_after_inventory_mib": rss_inventory, "peak_rss_mib": _rss_mib(),
-            "in_process_eval_per_s": rate, "rules": len(eng.rules)}
+    return {
+        "devices": len(world.devices),
+        "rss_after_inventory_mib": rss_inventory,
+        "peak_rss_mib": _rss_mib(),
+        "in_process_eval_per_s": rate,
+        "rules": len(eng.rules),
+    }
 
 
 def _rss_mib() -> float:
@@ -186,8 +218,13 @@ def main() -> None:
                 relay = relay_rate(stack, msgs)
                 rules, proc = rules_rate(stack, msgs)
                 proc.stop()
-                out["throughput"] = {"messages": N_MESSAGES, "devices": len(stack.inventory.devices),
-                                     "relay_msg_s": relay, "rules_msg_s": rules, "ratio": rules / relay}
+                out["throughput"] = {
+                    "messages": N_MESSAGES,
+                    "devices": len(stack.inventory.devices),
+                    "relay_msg_s": relay,
+                    "rules_msg_s": rules,
+                    "ratio": rules / relay,
+                }
                 print(json.dumps(out["throughput"]), flush=True)
             finally:
                 stack.close()

@@ -2,7 +2,7 @@
 
 A verdict that holds opens an alarm (pending if the rule has ``for``), or raises the severity
 of the one open; a verdict that clears resolves it. The cache may be stale when a person
-acknowledged or resolved meanwhile: a Conflict re-reads the alarm and applies again.
+acknowledged or resolved meanwhile: a ConflictError re-reads the alarm and applies again.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from rules import lifecycle
-from rules.lifecycle import ENGINE, AlarmView, Conflict
+from rules.lifecycle import ENGINE, AlarmView, ConflictError
 from rules.model import Severity, State, Verdict
 from rules.timers import TimerHeap
 
@@ -37,25 +37,51 @@ class Book:
         cur = self.active.get(key)
         if v.active:
             if cur is None:
-                self._set(key, lifecycle.open_alarm(conn, rule, v.subject, v.severity, v.message, v.drill, at_ns, for_s))
+                opened = lifecycle.open_alarm(conn, rule, v.subject, severity=v.severity, message=v.message,
+                                              drill=v.drill, at_ns=at_ns, pending_for_s=for_s)
+                self._set(key, opened)
                 if for_s > 0:
                     self.timers.schedule(at_ns / 1e9 + for_s, PROMOTE, _key_text(key))
             elif v.severity.rank > Severity(cur.severity).rank:
-                self._move(conn, key, lambda a: lifecycle.transition(
-                    conn, a, State(a.state), ENGINE, "severity raised", at_ns=at_ns, message=v.message,
-                    severity=v.severity))
+                self._move(
+                    conn,
+                    key,
+                    lambda a: lifecycle.transition(
+                        conn,
+                        a,
+                        State(a.state),
+                        ENGINE,
+                        "severity raised",
+                        at_ns=at_ns,
+                        message=v.message,
+                        severity=v.severity,
+                    ),
+                )
         elif cur is not None:
-            self._move(conn, key, lambda a: lifecycle.transition(
-                conn, a, State.RESOLVED, ENGINE, "condition cleared", at_ns=at_ns, message=v.message))
+            self._move(
+                conn,
+                key,
+                lambda a: lifecycle.transition(
+                    conn, a, State.RESOLVED, ENGINE, "condition cleared", at_ns=at_ns, message=v.message
+                ),
+            )
 
     def promote(self, conn: sa.Connection, key_text: str, at_ns: int) -> None:
         key = _text_key(key_text)
         cur = self.active.get(key)
         if cur is None or cur.state != State.PENDING or cur.fire_at_ns is None or cur.fire_at_ns > at_ns:
             return
-        self._move(conn, key, lambda a: lifecycle.transition(
-            conn, a, State.FIRING, ENGINE, "held for its pending duration", at_ns=at_ns)
-            if a.state == State.PENDING else a)
+        self._move(
+            conn,
+            key,
+            lambda a: (
+                lifecycle.transition(
+                    conn, a, State.FIRING, ENGINE, "held for its pending duration", at_ns=at_ns
+                )
+                if a.state == State.PENDING
+                else a
+            ),
+        )
 
     def _move(self, conn: sa.Connection, key: Key, step: Callable[[AlarmView], AlarmView]) -> None:
         cur = self.active[key]
@@ -63,12 +89,12 @@ class Book:
             try:
                 self._set(key, step(cur))
                 return
-            except Conflict:
+            except ConflictError:
                 cur = lifecycle.get(conn, cur.id)
                 if not cur.active:
                     self.active.pop(key, None)
                     return
-        raise Conflict(f"alarm {cur.id} keeps changing")
+        raise ConflictError(f"alarm {cur.id} keeps changing")
 
     def _set(self, key: Key, alarm: AlarmView) -> None:
         self.transitions += 1

@@ -15,10 +15,12 @@ from examwatch.cli import ConfigOption, fail, inventory_or_exit, settings_or_exi
 from examwatch.datafile import DataFileError
 from examwatch.mqtt import ConnectRefused
 from examwatch.store import open_store
-from rules import lifecycle, rulesfile
+from rules import lifecycle, rulesfile, service
 from rules.lifecycle import AlarmError, AlarmView
 
-app = typer.Typer(help="Rules engine and alarm lifecycle.", invoke_without_command=True, no_args_is_help=False)
+app = typer.Typer(
+    help="Rules engine and alarm lifecycle.", invoke_without_command=True, no_args_is_help=False
+)
 ByOption = Annotated[str, typer.Option("--by", help="who does it (kept with the transition)")]
 CommentOption = Annotated[str, typer.Option("--comment", help="why, what was done")]
 
@@ -58,8 +60,6 @@ def rules(
     if ctx.invoked_subcommand is not None:
         ctx.obj = config
         return
-    from rules import service
-
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = settings_or_exit(config)
     inventory = inventory_or_exit(settings.inventory)
@@ -83,8 +83,12 @@ def _show(a: AlarmView) -> str:
 
 
 @app.command("ack")
-def ack(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="alarm id (see `list`)")],
-        by: ByOption, comment: CommentOption = "") -> None:
+def ack(
+    ctx: typer.Context,
+    alarm_id: Annotated[int, typer.Argument(help="alarm id (see `list`)")],
+    by: ByOption,
+    comment: CommentOption = "",
+) -> None:
     """Acknowledge an alarm: someone owns it now. Kept with who, when and the comment."""
     try:
         typer.echo(_show(lifecycle.acknowledge(_store(ctx.obj), alarm_id, by, comment)))
@@ -93,8 +97,12 @@ def ack(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="alarm 
 
 
 @app.command("resolve")
-def resolve(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="alarm id (see `list`)")],
-            by: ByOption, comment: CommentOption = "") -> None:
+def resolve(
+    ctx: typer.Context,
+    alarm_id: Annotated[int, typer.Argument(help="alarm id (see `list`)")],
+    by: ByOption,
+    comment: CommentOption = "",
+) -> None:
     """Resolve an alarm by hand (the engine resolves alarms whose condition clears by itself)."""
     try:
         typer.echo(_show(lifecycle.resolve(_store(ctx.obj), alarm_id, by, comment)))
@@ -103,10 +111,12 @@ def resolve(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="al
 
 
 @app.command("list")
-def list_(ctx: typer.Context,
-          all_: Annotated[bool, typer.Option("--all", help="resolved alarms too")] = False,
-          site: Annotated[str | None, typer.Option(help="only this site")] = None,
-          limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 200) -> None:
+def list_(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="resolved alarms too")] = False,
+    site: Annotated[str | None, typer.Option(help="only this site")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 200,
+) -> None:
     """List alarms, newest first: id, state, severity, rule, subject, last change, message."""
     for a in lifecycle.list_alarms(_store(ctx.obj), active_only=not all_, site=site, limit=limit):
         typer.echo(_show(a))
@@ -117,7 +127,8 @@ def history(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="al
     """Every transition of an alarm: when, state, severity, by whom, comment, message."""
     for t in lifecycle.history(_store(ctx.obj), alarm_id):
         when = datetime.fromtimestamp(t.at_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        typer.echo(f"{alarm_id}.{t.seq} {when}Z {t.state:<12} {t.severity:<8} by {t.by}: {t.comment or '-'} | {t.message}")
+        who = f"by {t.by}: {t.comment or '-'}"
+        typer.echo(f"{alarm_id}.{t.seq} {when}Z {t.state:<12} {t.severity:<8} {who} | {t.message}")
 
 
 @app.command("check")

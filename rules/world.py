@@ -97,8 +97,11 @@ class World:
         key = (what, site)
         if key not in self._cache:
             at = _dt(now)
-            self._cache[key] = (self.timetable.current(site, at) if what == "session"
-                                else self.timetable.jammers_required(site, at))
+            self._cache[key] = (
+                self.timetable.current(site, at)
+                if what == "session"
+                else self.timetable.jammers_required(site, at)
+            )
         return self._cache[key]
 
 

@@ -31,13 +31,21 @@ class Alarm(Base):
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
     message: Mapped[str] = mapped_column(Text, default="")
     opened_ns: Mapped[int] = mapped_column(BigInteger)
-    fire_at_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True, doc="a pending alarm fires then")
+    fire_at_ns: Mapped[int | None] = mapped_column(
+        BigInteger, nullable=True, doc="a pending alarm fires then"
+    )
     updated_ns: Mapped[int] = mapped_column(BigInteger)
     seq: Mapped[int] = mapped_column(Integer, default=0, doc="transitions so far")
 
     __table_args__ = (
-        Index("ix_alarm_one_active", "rule", "subject", unique=True,
-              sqlite_where=text("active"), postgresql_where=text("active")),
+        Index(
+            "ix_alarm_one_active",
+            "rule",
+            "subject",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
         Index("ix_alarm_site_state", "site", "state"),
     )
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from examwatch.kinds import KINDS
+from examwatch.kinds import KINDS, Channel
 from rules.model import Observation, Severity, Verdict
 from rules.world import World
 
@@ -42,7 +42,9 @@ class RuleConfig(BaseModel):
         if kind is not None:
             if kind not in self.FILES:
                 allowed = ", ".join(sorted(self.FILES))
-                raise ValueError(f"a {getattr(self, 'type', '?')} rule belongs in {allowed} rules files, not {kind}")
+                raise ValueError(
+                    f"a {getattr(self, 'type', '?')} rule belongs in {allowed} rules files, not {kind}"
+                )
             self.check_kind(kind)
         return self
 
@@ -153,12 +155,18 @@ def has_field(kind: str, path: str) -> bool:
     return head in KINDS[kind].telemetry.model_fields
 
 
-def observe(world: World, device: str, now: float, *, online: bool | None = None, drill: bool = False,
-            ts_s: float | None = None, **fields: Any) -> Observation:
+def observe(
+    world: World,
+    device: str,
+    now: float,
+    *,
+    online: bool | None = None,
+    drill: bool = False,
+    ts_s: float | None = None,
+    **fields: Any,
+) -> Observation:
     """An observation of ``device`` (telemetry with ``fields``, or a status when ``online`` is
     given), built without validation: for contract tests and benchmarks of the rules alone."""
-    from examwatch.kinds import Channel
-
     ref = world.devices[device]
     if online is not None:
         return Observation(ref, Channel.STATUS, None, online, now, drill)

@@ -33,11 +33,21 @@ class AbsenceConfig(RuleConfig):
 
     type: Literal["absence"]
     timeout_s: float = Field(gt=0, le=86_400, description="silence longer than this is offline")
-    overrides: dict[str, float] = Field(default_factory=dict, description="device (or site) id → its own timeout_s")
+    overrides: dict[str, float] = Field(
+        default_factory=dict, description="device (or site) id → its own timeout_s"
+    )
 
 
-def evaluate(state: str | None, last_s: float, timeout_s: float, now: float, site_silent: bool,
-             severity: Severity, what: str) -> tuple[str | None, Finding | None, float | None]:
+def evaluate(
+    state: str | None,
+    last_s: float,
+    timeout_s: float,
+    now: float,
+    *,
+    site_silent: bool,
+    severity: Severity,
+    what: str,
+) -> tuple[str | None, Finding | None, float | None]:
     """At a timer: (new state, finding, next deadline or None).
 
     Not yet due → a new deadline. Due → alarmed, or suppressed while the site is silent.
@@ -65,8 +75,11 @@ class AbsenceRule(Rule[AbsenceConfig]):
         self.timers: Timers = NO_TIMERS
         self.suppressed: dict[str, set[str]] = {}  # site → its devices whose offline alarm waits
         self.site_scope = kind == SITE
-        self.subjects = (list(world.by_site) if self.site_scope
-                         else [d for d, ref in world.devices.items() if ref.kind == kind])
+        self.subjects = (
+            list(world.by_site)
+            if self.site_scope
+            else [d for d, ref in world.devices.items() if ref.kind == kind]
+        )
         if self.site_scope:
             world.site_timeout_s = cfg.timeout_s
         else:
@@ -89,7 +102,9 @@ class AbsenceRule(Rule[AbsenceConfig]):
                 self.world.silent_sites.add(subject)
             if not self.site_scope and self.state.get(subject) == SUPPRESSED:
                 self.suppressed.setdefault(self.world.devices[subject].site, set()).add(subject)
-            self._schedule(subject, max(self.last_heard(subject) + self.timeout(subject), now + grace_s), timers)
+            self._schedule(
+                subject, max(self.last_heard(subject) + self.timeout(subject), now + grace_s), timers
+            )
         self.timers = timers
 
     def _schedule(self, subject: str, at: float, timers: Timers) -> None:
@@ -113,12 +128,20 @@ class AbsenceRule(Rule[AbsenceConfig]):
                 self.put(dev, SUPPRESSED)
                 return []
             self.put(dev, ALARMED)
-            return [Verdict(Subject.device(obs.ref), True, self.cfg.severity, f"{dev}: offline (Last Will)", obs.drill)]
+            return [
+                Verdict(
+                    Subject.device(obs.ref), True, self.cfg.severity, f"{dev}: offline (Last Will)", obs.drill
+                )
+            ]
         out = self._release(obs)
         if state is not None:
             self.put(dev, None)
             if state == ALARMED:
-                out.append(Verdict(Subject.device(obs.ref), False, self.cfg.severity, f"{dev}: back online", obs.drill))
+                out.append(
+                    Verdict(
+                        Subject.device(obs.ref), False, self.cfg.severity, f"{dev}: back online", obs.drill
+                    )
+                )
         if dev not in self.scheduled:
             self._schedule(dev, obs.recv_s + self.timeout(dev), self.timers)
         return out
@@ -152,7 +175,11 @@ class AbsenceRule(Rule[AbsenceConfig]):
             return []
         self.put(site, None)
         self.world.silent_sites.discard(site)
-        return [Verdict(Subject.of_site(site), False, self.cfg.severity, f"site {site}: reporting again", obs.drill)]
+        return [
+            Verdict(
+                Subject.of_site(site), False, self.cfg.severity, f"site {site}: reporting again", obs.drill
+            )
+        ]
 
     def on_timer(self, subject: str, now: float, timers: Timers) -> list[Verdict]:
         self.scheduled.discard(subject)
@@ -161,8 +188,15 @@ class AbsenceRule(Rule[AbsenceConfig]):
             return []
         silent = not self.site_scope and self.world.devices[subject].site in self.world.silent_sites
         what = f"site {subject}" if self.site_scope else subject
-        state, finding, again = evaluate(self.state.get(subject), self.last_heard(subject), self.timeout(subject),
-                                         now, silent, self.cfg.severity, what)
+        state, finding, again = evaluate(
+            self.state.get(subject),
+            self.last_heard(subject),
+            self.timeout(subject),
+            now,
+            site_silent=silent,
+            severity=self.cfg.severity,
+            what=what,
+        )
         if again is not None:
             self._schedule(subject, again, timers)
         if state != self.state.get(subject):
@@ -187,6 +221,8 @@ def _clear(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
 
 
 TYPE = RuleType(
-    "absence", AbsenceConfig, AbsenceRule,
+    "absence",
+    AbsenceConfig,
+    AbsenceRule,
     Contract("jammer", {"name": "jammer_offline", "type": "absence", "timeout_s": 5}, _fire, _clear),
 )

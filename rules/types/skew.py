@@ -36,10 +36,14 @@ def evaluate(cfg: SkewConfig, active: bool, skew_s: float) -> tuple[bool, Findin
     """New state (active or not) and what to say, for one message's clock skew."""
     off = abs(skew_s)
     if not active and off > cfg.warn_s:
-        return True, Finding(True, cfg.severity, f"device clock off by {skew_s:+.1f} s (limit {cfg.warn_s:g} s)")
+        return True, Finding(
+            True, cfg.severity, f"device clock off by {skew_s:+.1f} s (limit {cfg.warn_s:g} s)"
+        )
     clear_s = cfg.warn_s if cfg.clear_s is None else cfg.clear_s
     if active and off < clear_s:
-        return False, Finding(False, cfg.severity, f"device clock back within {clear_s:g} s ({skew_s:+.1f} s)")
+        return False, Finding(
+            False, cfg.severity, f"device clock back within {clear_s:g} s ({skew_s:+.1f} s)"
+        )
     return active, None
 
 
@@ -57,8 +61,13 @@ class SkewRule(Rule[SkewConfig]):
 def _step(skew_s: float) -> Any:
     def step(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
         return rule.on_message(observe(world, "S01-R01-CAM1", now, ts_s=now - skew_s, recording=True))
+
     return step
 
 
-TYPE = RuleType("skew", SkewConfig, SkewRule,
-                Contract("camera", {"name": "clock", "type": "skew"}, _step(3.5), _step(0.2)))
+TYPE = RuleType(
+    "skew",
+    SkewConfig,
+    SkewRule,
+    Contract("camera", {"name": "clock", "type": "skew"}, _step(3.5), _step(0.2)),
+)

@@ -61,7 +61,9 @@ class Level(Condition):
 
 class ThresholdConfig(RuleConfig):
     type: Literal["threshold"]
-    field: str = Field(pattern=r"^[a-z_0-9]+(\.[a-z0-9_]+)?$", description="telemetry field, e.g. mains_v or rf_dbm.n78")
+    field: str = Field(
+        pattern=r"^[a-z_0-9]+(\.[a-z0-9_]+)?$", description="telemetry field, e.g. mains_v or rf_dbm.n78"
+    )
     levels: tuple[Level, ...] = Field(min_length=1)
     clear: Condition | None = Field(default=None, description="clears only when this holds (hysteresis)")
     during: Literal["always", "paper", "jammer_window"] = "always"
@@ -71,18 +73,24 @@ class ThresholdConfig(RuleConfig):
             raise ValueError(f"a {kind} telemetry message has no field {self.field.partition('.')[0]!r}")
 
 
-def evaluate(cfg: ThresholdConfig, active: str | None, value: Any, applies: bool) -> tuple[str | None, Finding | None]:
+def evaluate(
+    cfg: ThresholdConfig, active: str | None, value: Any, applies: bool
+) -> tuple[str | None, Finding | None]:
     """New state (the active severity, or None) and what to say, for one reading.
 
     ``applies`` is False outside the rule's time window (``during``), which clears it. The
     runner names the subject.
     """
     if not applies:
-        return None, (Finding(False, Severity(active), f"{cfg.field}: outside {cfg.during}") if active else None)
+        return None, (
+            Finding(False, Severity(active), f"{cfg.field}: outside {cfg.during}") if active else None
+        )
     worst = max((lv for lv in cfg.levels if lv.holds(value)), key=lambda lv: lv.severity.rank, default=None)
     if worst is not None:
         if active is None or worst.severity.rank > Severity(active).rank:
-            return worst.severity.value, Finding(True, worst.severity, f"{cfg.field} = {value} ({worst.describe()})")
+            return worst.severity.value, Finding(
+                True, worst.severity, f"{cfg.field} = {value} ({worst.describe()})"
+            )
         return active, None
     if active is None:
         return None, None
@@ -116,12 +124,24 @@ class ThresholdRule(Rule[ThresholdConfig]):
 def _contract_step(mains_v: float) -> Any:
     def step(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
         return rule.on_message(observe(world, "S01-VAULT-PWR1", now, mains_v=mains_v))
+
     return step
 
 
 TYPE = RuleType(
-    "threshold", ThresholdConfig, ThresholdRule,
-    Contract("power", {"name": "mains", "type": "threshold", "field": "mains_v",
-                       "levels": [{"severity": "critical", "below": 187}], "clear": {"above": 200}},
-             _contract_step(0.0), _contract_step(220.0)),
+    "threshold",
+    ThresholdConfig,
+    ThresholdRule,
+    Contract(
+        "power",
+        {
+            "name": "mains",
+            "type": "threshold",
+            "field": "mains_v",
+            "levels": [{"severity": "critical", "below": 187}],
+            "clear": {"above": 200},
+        },
+        _contract_step(0.0),
+        _contract_step(220.0),
+    ),
 )

@@ -60,8 +60,9 @@ def jammer_problems(msg: Envelope, bands: tuple[Band, ...], floor_dbm: float) ->
     return out
 
 
-def evaluate(severity: Severity, active: bool, paper: str | None, problems: list[str], what: str
-             ) -> tuple[bool, Finding | None]:
+def evaluate(
+    severity: Severity, active: bool, paper: str | None, problems: list[str], what: str
+) -> tuple[bool, Finding | None]:
     """Active when a paper requires it now and something is wrong; cleared otherwise."""
     bad = paper is not None and bool(problems)
     if bad and not active:
@@ -84,8 +85,11 @@ class TimetableRule(Rule[TimetableConfig]):
             return []
         if self.cfg.require == "camera_recording":
             m = obs.msg
-            ok = bool(getattr(m, "recording", False) and not getattr(m, "video_loss", True)
-                      and not getattr(m, "tamper", True))
+            ok = bool(
+                getattr(m, "recording", False)
+                and not getattr(m, "video_loss", True)
+                and not getattr(m, "tamper", True)
+            )
             if self.state.get(obs.ref.id) != [ok]:
                 self.put(obs.ref.id, [ok])
             return self._room(obs.ref.site, obs.ref.room, obs.recv_s, obs.drill)
@@ -142,11 +146,18 @@ def _jammer_step(rf: float) -> Any:
     def step(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
         bands = world.specs["S01-R01-JAM1"].bands
         return rule.on_message(observe(world, "S01-R01-JAM1", now, on=True, rf_dbm=dict.fromkeys(bands, rf)))
+
     return step
 
 
 TYPE = RuleType(
-    "timetable", TimetableConfig, TimetableRule,
-    Contract("jammer", {"name": "shielding", "type": "timetable", "require": "jammer_shielding"},
-             _jammer_step(5.0), _jammer_step(27.0)),
+    "timetable",
+    TimetableConfig,
+    TimetableRule,
+    Contract(
+        "jammer",
+        {"name": "shielding", "type": "timetable", "require": "jammer_shielding"},
+        _jammer_step(5.0),
+        _jammer_step(27.0),
+    ),
 )
