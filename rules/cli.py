@@ -18,9 +18,7 @@ from examwatch.store import open_store
 from rules import lifecycle, rulesfile, service
 from rules.lifecycle import AlarmError, AlarmView
 
-app = typer.Typer(
-    help="Rules engine and alarm lifecycle.", invoke_without_command=True, no_args_is_help=False
-)
+app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 ByOption = Annotated[str, typer.Option("--by", help="who does it (kept with the transition)")]
 CommentOption = Annotated[str, typer.Option("--comment", help="why, what was done")]
 
@@ -48,14 +46,17 @@ def rules(
 ) -> None:
     """Evaluate the rules on the live stream (with no subcommand), or manage alarms.
 
-    The engine consumes exam/v1/# through the shared subscription $share/rules (user
-    svc-rules), validates each message against the device kinds and the inventory, and
-    evaluates the rules in rules.rules_dir (one YAML file per device kind, plus site.yaml).
-    Absence runs on timers of receive time; InfluxDB is never polled. Every alarm transition
-    is kept in the store, written to InfluxDB (measurement alarm) and published retained on
-    exam/v1/_alarm/{site}/{rule}/{subject}; readiness at T-30 min goes to
-    exam/v1/_readiness/{site}. A broken rules file stops the start with file:line: field:
-    reason. SIGHUP reloads the rules keeping alarm state; SIGTERM commits and stops.
+    Consumes exam/v1/# through $share/rules (user svc-rules); InfluxDB is never polled.
+
+    Rules: rules.rules_dir holds one YAML file per device kind, plus site.yaml.
+
+    Alarms: kept in the store, written to InfluxDB (alarm), retained on exam/v1/_alarm/...
+
+    Readiness (T-30 min): kept, written to InfluxDB (readiness), retained on exam/v1/_readiness/{site}.
+
+    A broken rules file stops the start with file:line: field: reason.
+
+    SIGHUP reloads the rules keeping alarm state; SIGTERM commits and stops.
     """
     if ctx.invoked_subcommand is not None:
         ctx.obj = config
