@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import threading
 import time
@@ -145,11 +147,24 @@ def engine(
     rules: dict[str, list[dict[str, Any]]] | None = None,
     store: sa.Engine | None = None,
 ) -> Engine:
-    """A restored engine on a fresh (or the given) SQLite store."""
-    store = store or open_store(f"sqlite:///{tmp / 'state.db'}")
+    """A restored engine on a fresh (or the given) store: SQLite, or a new database on the PostgreSQL
+    server named by ``EXAMWATCH_TEST_PG`` (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432``)."""
+    store = store or open_store(fresh_store_url(tmp))
     eng = Engine(store, World(inventory(), tt), ruleset(tmp, rules), clock, grace_s=0, tick_s=0.5)
     eng.restore()
     return eng
+
+
+def fresh_store_url(tmp: Path) -> str:
+    server = os.environ.get("EXAMWATCH_TEST_PG")
+    if not server:
+        return f"sqlite:///{tmp / 'state.db'}"
+    name = f"t_{secrets.token_hex(6)}"
+    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return f"{server}/{name}"
 
 
 def alarms(store: sa.Engine, where: str = "1=1") -> list[dict[str, Any]]:
