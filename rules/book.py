@@ -17,7 +17,7 @@ from rules.model import Severity, State, Verdict
 from rules.timers import TimerHeap
 
 PROMOTE = ""  # the timer "rule" name for pending alarms whose ``for`` has run out
-Key = tuple[str, str]
+Key = tuple[str, str, bool]  # rule, subject, drill: a drill's alarm never stands for a real one
 
 
 class Book:
@@ -27,13 +27,13 @@ class Book:
         self.transitions = 0
 
     def load(self, conn: sa.Connection) -> None:
-        self.active = {(a.rule, a.subject): a for a in lifecycle.active(conn)}
-        for a in self.active.values():
+        self.active = {(a.rule, a.subject, a.drill): a for a in lifecycle.active(conn)}
+        for key, a in self.active.items():
             if a.state == State.PENDING and a.fire_at_ns is not None:
-                self.timers.schedule(a.fire_at_ns / 1e9, PROMOTE, _key_text((a.rule, a.subject)))
+                self.timers.schedule(a.fire_at_ns / 1e9, PROMOTE, _key_text(key))
 
     def apply(self, conn: sa.Connection, rule: str, for_s: float, v: Verdict, at_ns: int) -> None:
-        key = (rule, v.subject.id)
+        key = (rule, v.subject.id, v.drill)
         cur = self.active.get(key)
         if v.active:
             if cur is None:
@@ -105,9 +105,9 @@ class Book:
 
 
 def _key_text(key: Key) -> str:
-    return f"{key[0]}\x00{key[1]}"
+    return f"{key[0]}\x00{key[1]}\x00{int(key[2])}"
 
 
 def _text_key(text: str) -> Key:
-    rule, _, subject = text.partition("\x00")
-    return rule, subject
+    rule, subject, drill = text.split("\x00")
+    return rule, subject, drill == "1"

@@ -16,7 +16,7 @@ class Base(DeclarativeBase):
 
 
 class Alarm(Base):
-    """One alarm of a rule on a subject; at most one active (not resolved) per rule and subject."""
+    """One alarm of a rule on a subject; at most one active (not resolved) per rule, subject and drill."""
 
     __tablename__ = "alarm"
 
@@ -42,6 +42,7 @@ class Alarm(Base):
             "ix_alarm_one_active",
             "rule",
             "subject",
+            "drill",
             unique=True,
             sqlite_where=text("active"),
             postgresql_where=text("active"),
@@ -78,7 +79,7 @@ class RuleState(Base):
     __tablename__ = "rule_state"
 
     rule: Mapped[str] = mapped_column(String(64), primary_key=True)
-    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(80), primary_key=True, doc="~drill: drill data's state")
     state: Mapped[str] = mapped_column(Text)
 
 

@@ -18,6 +18,9 @@ from examwatch.kinds import KINDS, Channel
 from rules.model import Observation, Severity, Verdict
 from rules.world import World
 
+#: Drill data is judged apart from real data of the same device: a drill that injects a power cut
+#: must not be cleared by the real sensor's next healthy report, nor hide a real failure.
+DRILL_SUFFIX = "~drill"
 #: The rules file for room- and site-wide rules (coverage, readiness, site silence) is site.yaml.
 SITE = "site"
 RuleName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -139,6 +142,15 @@ class RuleType:
     config: type[RuleConfig]
     runner: type[Rule[Any]]
     contract: Contract
+
+
+def keyed(subject: str, drill: bool) -> str:
+    """The state key of ``subject`` for real data, or for drill data."""
+    return subject + DRILL_SUFFIX if drill else subject
+
+
+def state_key(obs: Observation) -> str:
+    return keyed(obs.ref.id, obs.drill)
 
 
 def field_of(model: BaseModel, path: str) -> Any:

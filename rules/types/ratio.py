@@ -22,7 +22,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, model_validator
 
 from rules.model import Finding, Observation, Subject, Verdict
-from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe
+from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe, state_key
 from rules.world import World
 
 #: per subject: [active, [[t, numerator, denominator], ...]]
@@ -78,9 +78,9 @@ class RatioRule(Rule[RatioConfig]):
         num, den = field_of(obs.msg, self.cfg.numerator), field_of(obs.msg, self.cfg.denominator)
         if num is None or den is None:
             return []
-        active, window = self.state.get(obs.ref.id, (False, []))
+        active, window = self.state.get(state_key(obs), (False, []))
         new, kept, finding = evaluate(self.cfg, active, window, obs.recv_s, num=num, den=den)
-        self.put(obs.ref.id, [new, kept])
+        self.put(state_key(obs), [new, kept])
         return [] if finding is None else [finding.on(Subject.device(obs.ref), obs.drill)]
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, model_validator
 
 from rules.model import Finding, Observation, Severity, Subject, Verdict
-from rules.types._base import Contract, Rule, RuleConfig, RuleType, observe
+from rules.types._base import Contract, Rule, RuleConfig, RuleType, observe, state_key
 from rules.world import World
 
 
@@ -51,10 +51,10 @@ class SkewRule(Rule[SkewConfig]):
     def on_message(self, obs: Observation) -> list[Verdict]:
         if obs.ref.kind != self.kind or obs.msg is None:
             return []
-        active = bool(self.state.get(obs.ref.id))
+        active = bool(self.state.get(state_key(obs)))
         new, finding = evaluate(self.cfg, active, obs.recv_s - obs.msg.ts / 1000)
         if new != active:
-            self.put(obs.ref.id, True if new else None)
+            self.put(state_key(obs), True if new else None)
         return [] if finding is None else [finding.on(Subject.device(obs.ref), obs.drill)]
 
 

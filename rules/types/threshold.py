@@ -20,7 +20,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rules.model import Finding, Observation, Severity, Subject, Verdict
-from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe
+from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe, state_key
 from rules.world import World
 
 Scalar = bool | float | str
@@ -114,10 +114,10 @@ class ThresholdRule(Rule[ThresholdConfig]):
         value = field_of(obs.msg, self.cfg.field)
         if value is None:
             return []
-        active = self.state.get(obs.ref.id)
+        active = self.state.get(state_key(obs))
         new, verdict = evaluate(self.cfg, active, value, self.applies(obs))
         if new != active:
-            self.put(obs.ref.id, new)
+            self.put(state_key(obs), new)
         return [] if verdict is None else [verdict.on(Subject.device(obs.ref), obs.drill)]
 
 

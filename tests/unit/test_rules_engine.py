@@ -149,6 +149,25 @@ def test_drill_data_marks_the_alarm_as_drill(tmp_path: Path, clock: FakeClock) -
     assert [bool(a["drill"]) for a in alarms(eng.store, "rule = 'power_mains_lost'")] == [True]
 
 
+def test_drill_is_judged_apart_from_real_data(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
+    pwr = "S01-VAULT-PWR1"
+    for _ in range(4):  # the drill injects a power cut while the real sensor keeps reporting mains
+        clock.now += 0.5
+        eng.handle(observe(eng.world, pwr, clock.now, drill=True, mains_v=0.0, on_ups=True))
+        beat(eng, clock.now)
+        eng.run_due()
+    eng.commit()
+    got = alarms(eng.store, "rule = 'power_mains_lost'")
+    assert [(bool(a["drill"]), a["state"]) for a in got] == [(True, "firing")], "no flapping, no real alarm"
+    advance(eng, clock, 1, S01_VAULT_PWR1={"mains_v": 0.0})  # a real cut during the drill: its own alarm
+    got = alarms(eng.store, "rule = 'power_mains_lost'")
+    assert [(bool(a["drill"]), a["state"]) for a in got] == [(True, "firing"), (False, "firing")]
+    eng.handle(observe(eng.world, pwr, clock.now, drill=True, mains_v=220.0, on_ups=False))  # drill over
+    eng.commit()
+    assert [a["state"] for a in alarms(eng.store, "rule = 'power_mains_lost'")] == ["resolved", "firing"]
+
+
 def test_coverage_gap_during_a_paper(tmp_path: Path, clock: FakeClock) -> None:
     eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=-60))
     advance(eng, clock, 1)

@@ -37,7 +37,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_alarm_one_active",
         "alarm",
-        ["rule", "subject"],
+        ["rule", "subject", "drill"],
         unique=True,
         sqlite_where=sa.text("active"),
         postgresql_where=sa.text("active"),
@@ -61,7 +61,7 @@ def upgrade() -> None:
     op.create_table(
         "rule_state",
         sa.Column("rule", sa.String(64), primary_key=True),
-        sa.Column("subject", sa.String(64), primary_key=True),
+        sa.Column("subject", sa.String(80), primary_key=True),
         sa.Column("state", sa.Text(), nullable=False),
     )
     op.create_table(
