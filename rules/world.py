@@ -65,7 +65,10 @@ class World:
         """Record a message from ``ref``; True when the device's liveness record changed much
         (worth persisting): a second or more later, or a change of Last Will or drill flag."""
         s = self.seen.get(ref.id)
-        self.site_last_s[ref.site] = now
+        if not lwt_offline:
+            # A Last Will is the broker speaking for a device it lost, not the site speaking: a
+            # site whose network fails sends a burst of them, and stays silent.
+            self.site_last_s[ref.site] = now
         if s is None:
             self.seen[ref.id] = Seen(now, lwt_offline, drill)
             return True

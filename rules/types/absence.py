@@ -10,7 +10,9 @@ A Last Will ``offline`` on ``…/status`` takes a device offline at once. While 
 silent, a device's offline alarm is suppressed (the site alarm explains it); when the site
 returns, devices still silent ``timeout_s`` of the site later get their own alarm. A site
 timeout must be shorter than every device timeout by more than the devices' report interval,
-so a site going dark is seen as a site before its devices time out one by one.
+so a site going dark is seen as a site before its devices time out one by one; and shorter than
+1.5 × the devices' MQTT keepalive, so the broker's burst of Last Wills for a dark site arrives
+when the site alarm is already up and is suppressed too.
 """
 
 from __future__ import annotations
@@ -169,6 +171,8 @@ class AbsenceRule(Rule[AbsenceConfig]):
 
     def _site_heard(self, obs: Observation) -> list[Verdict]:
         site = obs.ref.site
+        if obs.online is False:
+            return []  # a Last Will: the broker speaking, not the site (see World.heard)
         if site not in self.scheduled:
             self._schedule(site, obs.recv_s + self.timeout(site), self.timers)
         if self.state.get(site) != ALARMED:
@@ -184,9 +188,14 @@ class AbsenceRule(Rule[AbsenceConfig]):
     def on_timer(self, subject: str, now: float, timers: Timers) -> list[Verdict]:
         self.scheduled.discard(subject)
         seen = None if self.site_scope else self.world.seen.get(subject)
-        if seen is not None and seen.lwt_offline:
-            return []
         silent = not self.site_scope and self.world.devices[subject].site in self.world.silent_sites
+        if seen is not None and seen.lwt_offline:
+            if self.state.get(subject) is not None or silent:
+                return []
+            # released from a site's suppression, its Last Will still standing
+            self.put(subject, ALARMED)
+            message = f"{subject}: offline (Last Will)"
+            return [Verdict(self._subject(subject), True, self.cfg.severity, message, seen.drill)]
         what = f"site {subject}" if self.site_scope else subject
         state, finding, again = evaluate(
             self.state.get(subject),

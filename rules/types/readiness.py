@@ -83,6 +83,8 @@ class ReadinessRule(Rule[ReadinessConfig]):
         return []
 
     def on_tick(self, now: float) -> list[Verdict]:
+        if now < self.world.started_s + self.world.grace_s:
+            return []  # just started: the devices' reports are still on their way
         at = datetime.fromtimestamp(now, UTC)
         for paper in self.world.timetable.ordered:
             if not paper.start.timestamp() - self.cfg.lead_s <= now < paper.start.timestamp():

@@ -109,6 +109,24 @@ def test_silent_site_raises_one_alarm_and_suppresses_children(tmp_path: Path, cl
     assert len(alarms(eng.store, "site = 'S02' AND rule != 'site_silent'")) == 1
 
 
+def test_last_wills_of_a_dark_site_are_suppressed(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
+    advance(eng, clock, 1)
+    advance(eng, clock, 2, sites={"S01", "S03"})  # S02 dark for 2 s: its site alarm is up (1.5 s)
+    for dev, ref in eng.world.devices.items():  # then the broker publishes its devices' Last Wills
+        if ref.site == "S02":
+            eng.handle(observe(eng.world, dev, clock.now, online=False))
+    advance(eng, clock, 2, sites={"S01", "S03"})
+    assert [(a["rule"], a["subject"]) for a in alarms(eng.store, "site = 'S02'")] == [("site_silent", "S02")]
+    # the site returns without one camera, whose Last Will stands: released as its own alarm
+    cam = "S02-R01-CAM1"
+    advance(eng, clock, 3, skip={cam})
+    got = {a["rule"]: a for a in alarms(eng.store, "site = 'S02'")}
+    assert got["site_silent"]["state"] == "resolved"
+    assert (got["camera_offline"]["subject"], got["camera_offline"]["state"]) == (cam, "firing")
+    assert len(got) == 2
+
+
 def test_hysteresis_does_not_flap(tmp_path: Path, clock: FakeClock) -> None:
     eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
     for i in range(20):  # oscillates between 66 and 75: above 70 fires, clears only below 65
