@@ -74,7 +74,7 @@ def rules(
     except ConnectRefused as exc:
         fail(str(exc), code=3)
     except (OSError, sa.exc.SQLAlchemyError) as exc:
-        fail(f"cannot start: {exc}", code=3)
+        fail(f"stopped: {exc}", code=3)
 
 
 def _show(a: AlarmView) -> str:

@@ -17,6 +17,7 @@ when the site alarm is already up and is suppressed too.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -26,6 +27,7 @@ from rules.model import Finding, Observation, Severity, Subject, Verdict
 from rules.types._base import NO_TIMERS, SITE, Contract, Rule, RuleConfig, RuleType, Timers, observe
 from rules.world import World
 
+log = logging.getLogger("examwatch.rules")
 ALARMED = "alarmed"
 SUPPRESSED = "suppressed"
 
@@ -82,6 +84,10 @@ class AbsenceRule(Rule[AbsenceConfig]):
             if self.site_scope
             else [d for d, ref in world.devices.items() if ref.kind == kind]
         )
+        unknown = sorted(set(cfg.overrides) - set(self.subjects))
+        if unknown:
+            log.warning("rule %s: overrides name no %s of the inventory: %s", cfg.name,
+                        "site" if self.site_scope else kind, ", ".join(unknown))
         if self.site_scope:
             world.site_timeout_s = cfg.timeout_s
         else:
