@@ -33,8 +33,9 @@ def test_resending_overwrites_instead_of_adding(tmp_path: Path, influx_server: I
 
     with store.begin() as conn:
         subject = Subject("S01-VAULT-PWR1", SubjectType.DEVICE, "S01")
-        a = lifecycle.open_alarm(conn, "power_mains_lost", subject, severity=Severity.CRITICAL, message="mains_v = 0.0", drill=True,
-                                 at_ns=1_800_000_000_000_000_000, pending_for_s=0)
+        a = lifecycle.open_alarm(conn, "power_mains_lost", subject, severity=Severity.CRITICAL,
+                                 message="mains_v = 0.0", drill=True, at_ns=1_800_000_000_000_000_000,
+                                 pending_for_s=0)
     lifecycle.acknowledge(store, a.id, "王老师", "on it")
     outbox = Outbox(store, influx, publish)
     assert outbox.drain_once() is False  # one batch, nothing more
