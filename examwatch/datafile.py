@@ -64,11 +64,13 @@ def format_loc(loc: Loc) -> str:
 
 
 def _nearest_line(loc: Loc, lines: dict[Loc, int]) -> int | None:
-    for end in range(len(loc), -1, -1):
-        line = lines.get(loc[:end])
-        if line is not None:
-            return line
-    return None
+    # A part that is not in the file (a discriminated union's tag, e.g. ``rules[1].threshold``)
+    # is skipped, so the error still points at the deepest value the file has.
+    found: Loc = ()
+    for part in loc:
+        if (*found, part) in lines:
+            found = (*found, part)
+    return lines.get(found)
 
 
 def explain(exc: ValidationError, source: str, lines: dict[Loc, int]) -> str:
@@ -82,18 +84,21 @@ def explain(exc: ValidationError, source: str, lines: dict[Loc, int]) -> str:
     return "\n".join(out)
 
 
-def load_text(text: str, model: type[M], source: str) -> M:
-    """Parse YAML ``text`` into ``model``; raise DataFileError naming ``source``, line and field."""
+def load_text(text: str, model: type[M], source: str, context: dict[str, Any] | None = None) -> M:
+    """Parse YAML ``text`` into ``model``; raise DataFileError naming ``source``, line and field.
+
+    ``context`` reaches the model's validators (pydantic validation context).
+    """
     data, lines = _parse(text, source)
     if data is None:
         raise DataFileError(f"{source}: the file is empty")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise DataFileError(explain(exc, source, lines)) from None
 
 
-def load(path: Path, model: type[M]) -> M:
+def load(path: Path, model: type[M], context: dict[str, Any] | None = None) -> M:
     """Read and validate a YAML data file; raise DataFileError for anything a person must fix."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -101,4 +106,4 @@ def load(path: Path, model: type[M]) -> M:
         raise DataFileError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: cannot be read: {exc}") from None
-    return load_text(text, model, str(path))
+    return load_text(text, model, str(path), context)

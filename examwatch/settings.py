@@ -84,6 +84,29 @@ class BrokerSettings(_Section):
         return self
 
 
+class StoreSettings(_Section):
+    """The state store shared by rules, notifier and API (alarms, acknowledgements, timers, readiness)."""
+
+    url: str = Field(
+        default="sqlite:///var/examwatch.db",
+        description="SQLAlchemy URL: sqlite:///path (WAL) or postgresql+psycopg://user@host/db",
+    )
+
+
+class RulesSettings(_Section):
+    """The rules engine (``examwatch rules``)."""
+
+    rules_dir: Path = Field(default=Path("config/rules"), description="one YAML rules file per device kind")
+    worker: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="client id rules-<id>")
+    session_expiry_s: int = Field(default=86_400, ge=60, description="broker keeps our queue this long")
+    receive_maximum: int = Field(default=10_000, ge=20, le=65_535, description="unacknowledged messages")
+    commit_interval_ms: int = Field(default=50, ge=1, le=10_000, description="commit, then ack, this often")
+    tick_s: float = Field(default=1.0, gt=0, le=60, description="coverage and readiness run this often")
+    restart_grace_s: float = Field(
+        default=10.0, ge=0, le=3600, description="after a start, absence waits this long for the backlog"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EXAMWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -100,6 +123,8 @@ class Settings(BaseSettings):
     influx: InfluxSettings = InfluxSettings()
     ingest: IngestSettings = IngestSettings()
     broker: BrokerSettings = BrokerSettings()
+    store: StoreSettings = StoreSettings()
+    rules: RulesSettings = RulesSettings()
 
     @model_validator(mode="after")
     def _secrets_fit_mode(self) -> Self:

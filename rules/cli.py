@@ -1,0 +1,139 @@
+"""``examwatch rules``: run the rules engine; ``ack``, ``resolve``, ``list``, ``history``, ``check``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+
+from examwatch import timetable as timetable_mod
+from examwatch.cli import ConfigOption, fail, inventory_or_exit, settings_or_exit
+from examwatch.datafile import DataFileError
+from examwatch.mqtt import ConnectRefused
+from examwatch.store import open_store
+from rules import lifecycle, rulesfile, service
+from rules.lifecycle import AlarmError, AlarmView
+
+app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+ByOption = Annotated[str, typer.Option("--by", help="who does it (kept with the transition)")]
+CommentOption = Annotated[str, typer.Option("--comment", help="why, what was done")]
+
+
+def _store(config: Path | None) -> sa.Engine:
+    settings = settings_or_exit(config)
+    try:
+        return open_store(settings.store.url)
+    except sa.exc.SQLAlchemyError as exc:
+        fail(f"store {settings.store.url}: {exc}", code=3)
+
+
+def _ruleset_or_exit(directory: Path) -> rulesfile.RuleSet:
+    try:
+        return rulesfile.load_dir(directory)
+    except DataFileError as exc:
+        fail(str(exc))
+
+
+@app.callback()
+def rules(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+) -> None:
+    """Evaluate the rules on the live stream (with no subcommand), or manage alarms.
+
+    Consumes exam/v1/# through $share/rules (user svc-rules); InfluxDB is never polled.
+
+    Rules: rules.rules_dir holds one YAML file per device kind, plus site.yaml.
+
+    Alarms: kept in the store, written to InfluxDB (alarm), retained on exam/v1/_alarm/...
+
+    Readiness (T-30 min): kept, written to InfluxDB (readiness), retained on exam/v1/_readiness/{site}.
+
+    A broken rules file stops the start with file:line: field: reason.
+
+    SIGHUP reloads the rules keeping alarm state; SIGTERM commits and stops.
+    """
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = config
+        return
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = settings_or_exit(config)
+    inventory = inventory_or_exit(settings.inventory)
+    try:
+        timetable = timetable_mod.load(settings.timetable)
+    except DataFileError as exc:
+        fail(str(exc))
+    ruleset = _ruleset_or_exit(settings.rules.rules_dir)
+    try:
+        service.run(settings, inventory, timetable, ruleset)
+    except ConnectRefused as exc:
+        fail(str(exc), code=3)
+    except (OSError, sa.exc.SQLAlchemyError) as exc:
+        fail(f"stopped: {exc}", code=3)
+
+
+def _show(a: AlarmView) -> str:
+    when = datetime.fromtimestamp(a.updated_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    drill = " [drill]" if a.drill else ""
+    return f"{a.id:>6} {a.state:<12} {a.severity:<8} {a.rule:<26} {a.subject:<18} {when}Z {a.message}{drill}"
+
+
+@app.command("ack")
+def ack(
+    ctx: typer.Context,
+    alarm_id: Annotated[int, typer.Argument(help="alarm id (see `list`)")],
+    by: ByOption,
+    comment: CommentOption = "",
+) -> None:
+    """Acknowledge an alarm: someone owns it now. Kept with who, when and the comment."""
+    try:
+        typer.echo(_show(lifecycle.acknowledge(_store(ctx.obj), alarm_id, by, comment)))
+    except AlarmError as exc:
+        fail(str(exc))
+
+
+@app.command("resolve")
+def resolve(
+    ctx: typer.Context,
+    alarm_id: Annotated[int, typer.Argument(help="alarm id (see `list`)")],
+    by: ByOption,
+    comment: CommentOption = "",
+) -> None:
+    """Resolve an alarm by hand (the engine resolves alarms whose condition clears by itself)."""
+    try:
+        typer.echo(_show(lifecycle.resolve(_store(ctx.obj), alarm_id, by, comment)))
+    except AlarmError as exc:
+        fail(str(exc))
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="resolved alarms too")] = False,
+    site: Annotated[str | None, typer.Option(help="only this site")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 200,
+) -> None:
+    """List alarms, newest first: id, state, severity, rule, subject, last change, message."""
+    for a in lifecycle.list_alarms(_store(ctx.obj), active_only=not all_, site=site, limit=limit):
+        typer.echo(_show(a))
+
+
+@app.command("history")
+def history(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="alarm id")]) -> None:
+    """Every transition of an alarm: when, state, severity, by whom, comment, message."""
+    for t in lifecycle.history(_store(ctx.obj), alarm_id):
+        when = datetime.fromtimestamp(t.at_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        who = f"by {t.by}: {t.comment or '-'}"
+        typer.echo(f"{alarm_id}.{t.seq} {when}Z {t.state:<12} {t.severity:<8} {who} | {t.message}")
+
+
+@app.command("check")
+def check(directory: Annotated[Path, typer.Argument(help="rules directory")] = Path("config/rules")) -> None:
+    """Validate the rules files; any fault is reported as file:line: field: reason."""
+    ruleset = _ruleset_or_exit(directory)
+    typer.echo(f"{directory}: {len(ruleset.rules)} rules: OK")

@@ -1,0 +1,107 @@
+"""What rules see and say: observations in, verdicts out; severities and subjects."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple, Protocol
+
+from examwatch.inventory import DeviceRef
+from examwatch.kinds import Channel, Envelope
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+    WARNING = "warning"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse: critical 4 … warning 1."""
+        return 4 - list(Severity).index(self)
+
+
+class SubjectType(StrEnum):
+    DEVICE = "device"
+    ROOM = "room"
+    SITE = "site"
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    FIRING = "firing"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What an alarm is about: a device id, a room as ``S01-R01``, or a site id."""
+
+    id: str
+    type: SubjectType
+    site: str
+
+    @classmethod
+    def device(cls, ref: DeviceRef) -> Subject:
+        return cls(ref.id, SubjectType.DEVICE, ref.site)
+
+    @classmethod
+    def room(cls, site: str, room: str) -> Subject:
+        return cls(f"{site}-{room}", SubjectType.ROOM, site)
+
+    @classmethod
+    def of_site(cls, site: str) -> Subject:
+        return cls(site, SubjectType.SITE, site)
+
+
+class Finding(NamedTuple):
+    """What a pure evaluation function says, before the runner names the subject."""
+
+    active: bool
+    severity: Severity
+    message: str
+
+    def on(self, subject: Subject, drill: bool = False) -> Verdict:
+        return Verdict(subject, self.active, self.severity, self.message, drill)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A rule's judgement on a subject: the condition holds (``active``) or has cleared."""
+
+    subject: Subject
+    active: bool
+    severity: Severity
+    message: str
+    drill: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One valid device message as the engine received it.
+
+    ``msg`` is the validated payload (telemetry or event); for a status message it is None and
+    ``online`` says which. ``recv_s`` is the receive time (seconds, the engine's clock): absence
+    and skew are measured on it, never on the device's own clock.
+    """
+
+    ref: DeviceRef
+    channel: Channel
+    msg: Envelope | None
+    online: bool | None
+    recv_s: float
+    drill: bool
+
+
+class Clock(Protocol):
+    def __call__(self) -> float:
+        """Seconds since the Unix epoch."""
+        ...
+
+
+def system_clock() -> float:
+    """The wall clock; tests inject their own."""
+    return time.time()

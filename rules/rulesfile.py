@@ -1,0 +1,103 @@
+"""Rules files: ``config/rules/<kind>.yaml`` per device kind, and ``site.yaml`` for room and site rules.
+
+The file's name says which kind its rules watch. A file that is not valid is refused with
+``file:line: field: reason`` (examwatch.datafile), and so is a rule name used twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Self, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from examwatch import datafile
+from examwatch.datafile import DataFileError
+from examwatch.kinds import KINDS
+from rules.types import RULE_TYPES, SITE
+from rules.types.absence import AbsenceConfig
+from rules.types.coverage import CoverageConfig
+from rules.types.ratio import RatioConfig
+from rules.types.readiness import ReadinessConfig
+from rules.types.skew import SkewConfig
+from rules.types.threshold import ThresholdConfig
+from rules.types.timetable import TimetableConfig
+
+AnyRule = Annotated[
+    ThresholdConfig
+    | AbsenceConfig
+    | RatioConfig
+    | TimetableConfig
+    | ReadinessConfig
+    | CoverageConfig
+    | SkewConfig,
+    Field(discriminator="type"),
+]
+_IN_UNION = {get_args(c.model_fields["type"].annotation)[0] for c in get_args(get_args(AnyRule)[0])}
+assert set(RULE_TYPES) == _IN_UNION, "the rules file's union and RULE_TYPES must name the same rule types"
+
+
+class RulesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rules: tuple[AnyRule, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        names = [r.name for r in self.rules]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"rule names repeated: {', '.join(dup)}")
+        return self
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Every rule, with the kind (file) it came from."""
+
+    rules: tuple[tuple[str, AnyRule], ...]
+
+    def names(self) -> list[str]:
+        return [r.name for _, r in self.rules]
+
+
+def load_file(path: Path) -> RulesFile:
+    kind = path.stem
+    if kind not in KINDS and kind != SITE:
+        raise DataFileError(
+            f"{path}: a rules file is named after a device kind "
+            f"({', '.join(sorted(KINDS))}) or {SITE}: not {kind!r}"
+        )
+    return datafile.load(path, RulesFile, context={"kind": kind})
+
+
+def load_dir(directory: Path) -> RuleSet:
+    """Load every ``*.yaml`` in ``directory``; DataFileError names the file, line and field."""
+    if not directory.is_dir():
+        raise DataFileError(f"{directory}: no such rules directory")
+    rules: list[tuple[str, AnyRule]] = []
+    where: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        for rule in load_file(path).rules:
+            if rule.name in where:
+                raise DataFileError(
+                    f"{path}: rules: rule name {rule.name!r} is already used in {where[rule.name]}"
+                )
+            where[rule.name] = path
+            rules.append((path.stem, rule))
+    _check_site_timeout(rules, directory)
+    return RuleSet(tuple(rules))
+
+
+def _check_site_timeout(rules: list[tuple[str, AnyRule]], directory: Path) -> None:
+    site = [r for k, r in rules if k == SITE and isinstance(r, AbsenceConfig)]
+    device = [r for k, r in rules if k != SITE and isinstance(r, AbsenceConfig)]
+    if not site or not device:
+        return
+    shortest = min(min([r.timeout_s, *r.overrides.values()]) for r in device)
+    if site[0].timeout_s >= shortest:
+        raise DataFileError(
+            f"{directory / 'site.yaml'}: rules: {site[0].name}.timeout_s ({site[0].timeout_s:g} s) must be "
+            f"shorter than every device absence timeout (shortest {shortest:g} s), or a dark site is seen "
+            "device by device"
+        )

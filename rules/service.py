@@ -1,0 +1,199 @@
+"""Run the rules engine on the live stream: MQTT in, store and outbox out, until SIGTERM.
+
+MQTT v5 with a persistent session (client id ``rules-<worker>``) on the shared subscription
+``$share/rules/exam/v1/#``: the engine's own group, so it sees every message whatever ingest
+does. Run one rules worker: absence and windows need all of a device's messages in one place.
+Messages are acknowledged only after the store transaction holding their effects commits
+(every ``commit_interval_ms``), so a SIGKILL loses nothing and repeats nothing. SIGHUP reloads
+the rules files; a broken file is logged and the running rules stay.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import paho.mqtt.client as paho
+
+from examwatch import credentials, mqtt, topics
+from examwatch.datafile import DataFileError
+from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
+from examwatch.inventory import Inventory
+from examwatch.settings import Settings
+from examwatch.store import open_store
+from examwatch.timetable import Timetable
+from rules.engine import Engine
+from rules.intake import Intake
+from rules.model import Clock, system_clock
+from rules.outbox import Outbox
+from rules.rulesfile import RuleSet, load_dir
+from rules.world import World
+
+log = logging.getLogger("examwatch.rules")
+SHARE_GROUP = "rules"
+Item = tuple[str, bytes, float, int, int]
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        inventory: Inventory,
+        timetable: Timetable,
+        ruleset: RuleSet,
+        clock: Clock = system_clock,
+    ) -> None:
+        cfg = settings.rules
+        self.settings = settings
+        self.clock = clock
+        self.store = open_store(settings.store.url)
+        self.world = World(inventory, timetable)
+        self.engine = Engine(
+            self.store, self.world, ruleset, clock, grace_s=cfg.restart_grace_s, tick_s=cfg.tick_s
+        )
+        self.intake = Intake(self.world)
+        self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        user = credentials.service_user("rules")
+        self.client = mqtt.client(
+            settings.mqtt,
+            f"rules-{cfg.worker}",
+            user,
+            credentials.password(settings.secret.get_secret_value(), user),
+            manual_ack=True,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.influx = Influx(settings.influx)
+        self.outbox = Outbox(self.store, self.influx, self._publish, mark_sent=self.engine.mark_sent)
+        self._stopping = False
+
+    def _on_connect(
+        self, c: paho.Client, _u: object, flags: paho.ConnectFlags, rc: object, _p: object
+    ) -> None:
+        if getattr(rc, "is_failure", False):
+            log.error("broker refused rules: %s", rc)
+            return
+        c.subscribe(f"$share/{SHARE_GROUP}/{topics.ALL}", qos=1)
+        log.info("connected (session present: %s)", flags.session_present)
+
+    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        if not self._stopping:  # else not acknowledged: the broker gives it to our next session
+            self.queue.put((msg.topic, bytes(msg.payload), self.clock(), msg.mid, msg.qos))
+
+    def _publish(self, topic: str, payload: bytes) -> Callable[[], None]:
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+
+        def acknowledged() -> None:
+            try:
+                info.wait_for_publish(10)
+            except (RuntimeError, ValueError) as exc:
+                raise TimeoutError(f"MQTT publish to {topic}: {exc}") from exc
+            if not info.is_published():
+                raise TimeoutError(f"MQTT publish to {topic} not acknowledged")
+
+        return acknowledged
+
+    def start(self) -> None:
+        if self.settings.influx.create_database:
+            try:
+                self.influx.create_database()
+            except (InfluxUnavailable, InfluxRejected) as exc:
+                log.warning("cannot create database yet (%s); transitions wait in the store", exc)
+        self.engine.restore()
+        self.outbox.start()
+        mqtt.connect_and_wait(
+            self.client,
+            self.settings.mqtt,
+            session_expiry_s=self.settings.rules.session_expiry_s,
+            receive_maximum=self.settings.rules.receive_maximum,
+        )
+
+    def loop(self, stop: threading.Event, reload: threading.Event) -> None:
+        """Evaluate until ``stop``; commit and acknowledge every commit interval."""
+        interval = self.settings.rules.commit_interval_ms / 1000
+        acks: list[tuple[int, int]] = []
+        last_commit = time.monotonic()
+        while not stop.is_set():
+            if reload.is_set():
+                reload.clear()
+                self.reload()
+            wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
+            for topic, payload, recv_s, mid, qos in self._take(wait):
+                obs = self.intake.observe(topic, payload, recv_s)
+                if obs is not None:
+                    self.engine.handle(obs)
+                acks.append((mid, qos))
+            self.engine.run_due()
+            if time.monotonic() - last_commit >= interval:
+                self._commit(acks)
+                last_commit = time.monotonic()
+        self._commit(acks)
+
+    def _take(self, wait_s: float, most: int = 5000) -> list[Item]:
+        """What the queue holds (up to ``most``), waiting up to ``wait_s`` for the first."""
+        items: list[Item] = []
+        try:
+            items.append(self.queue.get(timeout=max(0.001, min(wait_s, 0.5))))
+            while len(items) < most:
+                items.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        return items
+
+    def _commit(self, acks: list[tuple[int, int]]) -> None:
+        if self.engine.commit():
+            self.outbox.wake()
+        for mid, qos in acks:
+            self.client.ack(mid, qos)
+        acks.clear()
+
+    def reload(self) -> None:
+        try:
+            ruleset = load_dir(self.settings.rules.rules_dir)
+        except DataFileError as exc:
+            log.error("rules not reloaded, the running rules stay: %s", exc)
+            return
+        self.engine.commit()
+        self.engine.reload(ruleset)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.outbox.stop()
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.engine.close()
+        log.info(
+            "stopped: %d messages evaluated, %d refused, %d transitions",
+            self.engine.evaluated,
+            sum(self.intake.refused.values()),
+            self.engine.book.transitions,
+        )
+
+
+def run(settings: Settings, inventory: Inventory, timetable: Timetable, ruleset: RuleSet) -> None:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads the rules."""
+    stop, reload = threading.Event(), threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: committing and stopping", signum)
+        stop.set()
+
+    def _hup(_signum: int, _frame: FrameType | None) -> None:
+        reload.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGHUP, _hup)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack: for a hung engine
+    service = Service(settings, inventory, timetable, ruleset)
+    service.start()
+    try:
+        service.loop(stop, reload)
+    finally:
+        service.stop()

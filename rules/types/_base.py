@@ -1,0 +1,188 @@
+"""What every rule type has: a pydantic config, a runner that keeps per-subject state, a contract case.
+
+A rule type's module holds its config (``<Name>Config``), its pure evaluation function(s)
+(state and input in, new state and verdict out, nothing mutated), and a thin ``Rule`` runner
+that keeps the state per subject and feeds the pure function. The runner's state is JSON-able
+so the engine can persist it in the store and restore it after a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from examwatch.kinds import KINDS, Channel
+from rules.model import Observation, Severity, Verdict
+from rules.world import World
+
+#: Drill data is judged apart from real data of the same device: a drill that injects a power cut
+#: must not be cleared by the real sensor's next healthy report, nor hide a real failure.
+DRILL_SUFFIX = "~drill"
+#: The rules file for room- and site-wide rules (coverage, readiness, site silence) is site.yaml.
+SITE = "site"
+RuleName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+class RuleConfig(BaseModel):
+    """Fields every rule has. ``for`` (``for_s``) is how long the condition must hold before the
+    alarm goes from pending to firing; 0 fires at once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    #: the rules files (device kinds, or ``site``) this type may appear in
+    FILES: ClassVar[frozenset[str]] = frozenset(KINDS)
+
+    name: RuleName = Field(description="unique across all rules files; the alarm's rule tag")
+    severity: Severity = Severity.MAJOR
+    for_s: float = Field(default=0, ge=0, le=86_400, alias="for", description="pending duration, seconds")
+    description: str = Field(default="", max_length=300)
+
+    @model_validator(mode="after")
+    def _fits_file(self, info: ValidationInfo) -> Any:
+        kind = (info.context or {}).get("kind")
+        if kind is not None:
+            if kind not in self.FILES:
+                allowed = ", ".join(sorted(self.FILES))
+                raise ValueError(
+                    f"a {getattr(self, 'type', '?')} rule belongs in {allowed} rules files, not {kind}"
+                )
+            self.check_kind(kind)
+        return self
+
+    def check_kind(self, kind: str) -> None:
+        """Raise ValueError when this rule cannot apply to ``kind`` (e.g. a field it lacks)."""
+
+
+class Timers(Protocol):
+    def schedule(self, at_s: float, rule: str, subject: str) -> None:
+        """Call the rule's ``on_timer(subject, now)`` at ``at_s`` (or soon after)."""
+
+
+class _NoTimers:
+    def schedule(self, at_s: float, rule: str, subject: str) -> None:
+        pass
+
+
+#: Timers that never fire: for a runner before the engine starts it, and for contract tests.
+NO_TIMERS: Timers = _NoTimers()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessReport:
+    paper: str
+    site: str
+    room: str  # a room id, or "_site"
+    go: bool
+    detail: str
+    drill: bool = False
+
+
+C = TypeVar("C", bound=RuleConfig)
+
+
+class Rule(Generic[C]):
+    """A configured rule with its per-subject state; subclasses override the hooks they need."""
+
+    #: lower runs first for each message (site silence before device absence)
+    PRIORITY: ClassVar[int] = 10
+    #: whose messages ``on_message`` needs: its own kind's, every kind's, or none (tick only)
+    SEES: ClassVar[str] = "own"
+
+    def __init__(self, cfg: C, kind: str, world: World) -> None:
+        self.cfg = cfg
+        self.kind = kind
+        self.world = world
+        self.state: dict[str, Any] = {}
+        self.dirty: set[str] = set()
+        self.reports: list[ReadinessReport] = []
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    def put(self, subject: str, value: Any) -> None:
+        """Set a subject's state (None forgets it) and mark it for persisting."""
+        if value is None:
+            self.state.pop(subject, None)
+        else:
+            self.state[subject] = value
+        self.dirty.add(subject)
+
+    def start(self, now: float, timers: Timers, grace_s: float) -> None:
+        """Called once the state is restored: schedule timers."""
+
+    def on_message(self, obs: Observation) -> list[Verdict]:
+        return []
+
+    def on_timer(self, subject: str, now: float, timers: Timers) -> list[Verdict]:
+        return []
+
+    def on_tick(self, now: float) -> list[Verdict]:
+        return []
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One scenario every rule type passes: ``fire`` makes it raise, ``clear`` makes it clear.
+
+    Each is called with the runner, its world and a time, and returns the verdicts produced.
+    """
+
+    kind: str
+    config: dict[str, Any]
+    fire: Callable[[Rule[Any], World, float], list[Verdict]]
+    clear: Callable[[Rule[Any], World, float], list[Verdict]]
+
+
+@dataclass(frozen=True)
+class RuleType:
+    name: str
+    config: type[RuleConfig]
+    runner: type[Rule[Any]]
+    contract: Contract
+
+
+def keyed(subject: str, drill: bool) -> str:
+    """The state key of ``subject`` for real data, or for drill data."""
+    return subject + DRILL_SUFFIX if drill else subject
+
+
+def state_key(obs: Observation) -> str:
+    return keyed(obs.ref.id, obs.drill)
+
+
+def field_of(model: BaseModel, path: str) -> Any:
+    """``rf_dbm.n78`` → ``model.rf_dbm["n78"]``; None when absent."""
+    head, _, key = path.partition(".")
+    value = getattr(model, head, None)
+    if key and isinstance(value, dict):
+        return value.get(key)
+    return None if key else value
+
+
+def has_field(kind: str, path: str) -> bool:
+    head = path.partition(".")[0]
+    return head in KINDS[kind].telemetry.model_fields
+
+
+def observe(
+    world: World,
+    device: str,
+    now: float,
+    *,
+    online: bool | None = None,
+    drill: bool = False,
+    ts_s: float | None = None,
+    **fields: Any,
+) -> Observation:
+    """An observation of ``device`` (telemetry with ``fields``, or a status when ``online`` is
+    given), built without validation: for contract tests and benchmarks of the rules alone."""
+    ref = world.devices[device]
+    if online is not None:
+        return Observation(ref, Channel.STATUS, None, online, now, drill)
+    msg = KINDS[ref.kind].telemetry.model_construct(
+        ts=int((now if ts_s is None else ts_s) * 1000), device=device, drill=drill, **fields
+    )
+    return Observation(ref, Channel.TELEMETRY, msg, None, now, drill)

@@ -1,0 +1,117 @@
+"""ratio: the sum of one counter over the sum of another, over a sliding window.
+
+Gate face-match failures above 20 % of passes over 5 minutes:
+
+```yaml
+- name: gate_face_mismatch_surge
+  type: ratio
+  numerator: face_match_failures
+  denominator: passes
+  window_s: 300
+  above: 0.2
+  clear_below: 0.1
+  min_denominator: 20       # too few passes say nothing
+```
+Counters are per report interval, so a window's total is a plain sum (see examwatch.kinds.gate).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Self
+
+from pydantic import Field, model_validator
+
+from rules.model import Finding, Observation, Subject, Verdict
+from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe, state_key
+from rules.world import World
+
+#: per subject: [active, [[t, numerator, denominator], ...]]
+Window = list[list[float]]
+
+
+class RatioConfig(RuleConfig):
+    type: Literal["ratio"]
+    numerator: str
+    denominator: str
+    window_s: float = Field(default=300, gt=0, le=86_400)
+    above: float = Field(gt=0)
+    clear_below: float | None = Field(default=None, gt=0, description="clears below this; default above")
+    min_denominator: float = Field(
+        default=1, ge=0, description="no verdict while the window's denominator is smaller"
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> Self:
+        if self.clear_below is not None and self.clear_below > self.above:
+            raise ValueError("clear_below must not exceed above")
+        return self
+
+    def check_kind(self, kind: str) -> None:
+        for f in (self.numerator, self.denominator):
+            if not has_field(kind, f):
+                raise ValueError(f"a {kind} telemetry message has no field {f!r}")
+
+
+def evaluate(
+    cfg: RatioConfig, active: bool, window: Window, t: float, *, num: float, den: float
+) -> tuple[bool, Window, Finding | None]:
+    """Add a reading at ``t``, drop what fell out of the window; (active, window, finding)."""
+    kept = [e for e in window if e[0] > t - cfg.window_s] + [[t, num, den]]
+    total_num, total_den = sum(e[1] for e in kept), sum(e[2] for e in kept)
+    if total_den < cfg.min_denominator or total_den <= 0:
+        return active, kept, None
+    ratio = total_num / total_den
+    counts = f"({total_num:g}/{total_den:g})"
+    text = f"{cfg.numerator}/{cfg.denominator} = {ratio:.0%} over {cfg.window_s:g} s {counts}"
+    if not active and ratio > cfg.above:
+        return True, kept, Finding(True, cfg.severity, text)
+    clear_below = cfg.above if cfg.clear_below is None else cfg.clear_below
+    if active and ratio < clear_below:
+        return False, kept, Finding(False, cfg.severity, text)
+    return active, kept, None
+
+
+class RatioRule(Rule[RatioConfig]):
+    def on_message(self, obs: Observation) -> list[Verdict]:
+        if obs.ref.kind != self.kind or obs.msg is None or obs.channel != "telemetry":
+            return []
+        num, den = field_of(obs.msg, self.cfg.numerator), field_of(obs.msg, self.cfg.denominator)
+        if num is None or den is None:
+            return []
+        active, window = self.state.get(state_key(obs), (False, []))
+        new, kept, finding = evaluate(self.cfg, active, window, obs.recv_s, num=num, den=den)
+        self.put(state_key(obs), [new, kept])
+        return [] if finding is None else [finding.on(Subject.device(obs.ref), obs.drill)]
+
+
+def _step(failures: int, passes: int) -> Any:
+    def step(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
+        out: list[Verdict] = []
+        for i in range(3):
+            out += rule.on_message(
+                observe(world, "S01-ENT-GATE1", now + i, face_match_failures=failures, passes=passes)
+            )
+        return out
+
+    return step
+
+
+TYPE = RuleType(
+    "ratio",
+    RatioConfig,
+    RatioRule,
+    Contract(
+        "gate",
+        {
+            "name": "surge",
+            "type": "ratio",
+            "numerator": "face_match_failures",
+            "denominator": "passes",
+            "window_s": 1,
+            "above": 0.2,
+            "min_denominator": 5,
+        },
+        _step(5, 10),
+        _step(0, 50),
+    ),
+)

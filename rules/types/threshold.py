@@ -1,0 +1,147 @@
+"""threshold: a telemetry field against levels of severity, with a separate clear condition.
+
+```yaml
+- name: power_mains_low
+  type: threshold
+  field: mains_v
+  levels: [{severity: critical, below: 187}]
+  clear: {above: 200}        # hysteresis: fires under 187 V, clears only above 200 V
+  for: 5                     # pending for 5 s before firing
+  during: always             # or paper / jammer_window
+```
+The worst level that matches sets the severity; a worse level later raises it. Without
+``clear`` the alarm clears as soon as no level matches.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rules.model import Finding, Observation, Severity, Subject, Verdict
+from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe, state_key
+from rules.world import World
+
+Scalar = bool | float | str
+
+
+class Condition(BaseModel):
+    """Exactly one of ``above`` (>), ``below`` (<) or ``equals`` (==)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    above: float | None = None
+    below: float | None = None
+    equals: Scalar | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if sum(v is not None for v in (self.above, self.below, self.equals)) != 1:
+            raise ValueError("give exactly one of above, below or equals")
+        return self
+
+    def holds(self, value: Any) -> bool:
+        if self.equals is not None:
+            return bool(value == self.equals)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.above is not None:
+            return value > self.above
+        return self.below is not None and value < self.below
+
+    def describe(self) -> str:
+        if self.equals is not None:
+            return f"= {self.equals}"
+        return f"> {self.above}" if self.above is not None else f"< {self.below}"
+
+
+class Level(Condition):
+    severity: Severity
+
+
+class ThresholdConfig(RuleConfig):
+    type: Literal["threshold"]
+    field: str = Field(
+        pattern=r"^[a-z_0-9]+(\.[a-z0-9_]+)?$", description="telemetry field, e.g. mains_v or rf_dbm.n78"
+    )
+    levels: tuple[Level, ...] = Field(min_length=1)
+    clear: Condition | None = Field(default=None, description="clears only when this holds (hysteresis)")
+    during: Literal["always", "paper", "jammer_window"] = "always"
+
+    def check_kind(self, kind: str) -> None:
+        if not has_field(kind, self.field):
+            raise ValueError(f"a {kind} telemetry message has no field {self.field.partition('.')[0]!r}")
+
+
+def evaluate(
+    cfg: ThresholdConfig, active: str | None, value: Any, applies: bool
+) -> tuple[str | None, Finding | None]:
+    """New state (the active severity, or None) and what to say, for one reading.
+
+    ``applies`` is False outside the rule's time window (``during``), which clears it. The
+    runner names the subject.
+    """
+    if not applies:
+        return None, (
+            Finding(False, Severity(active), f"{cfg.field}: outside {cfg.during}") if active else None
+        )
+    worst = max((lv for lv in cfg.levels if lv.holds(value)), key=lambda lv: lv.severity.rank, default=None)
+    if worst is not None:
+        if active is None or worst.severity.rank > Severity(active).rank:
+            return worst.severity.value, Finding(
+                True, worst.severity, f"{cfg.field} = {value} ({worst.describe()})"
+            )
+        return active, None
+    if active is None:
+        return None, None
+    cleared = cfg.clear.holds(value) if cfg.clear is not None else True
+    if cleared:
+        return None, Finding(False, Severity(active), f"{cfg.field} = {value}: back to normal")
+    return active, None
+
+
+class ThresholdRule(Rule[ThresholdConfig]):
+    def applies(self, obs: Observation) -> bool:
+        if self.cfg.during == "always":
+            return True
+        if self.cfg.during == "paper":
+            return self.world.in_session(obs.ref.site, obs.recv_s) is not None
+        return self.world.jammers_required(obs.ref.site, obs.recv_s) is not None
+
+    def on_message(self, obs: Observation) -> list[Verdict]:
+        if obs.ref.kind != self.kind or obs.msg is None or obs.channel != "telemetry":
+            return []
+        value = field_of(obs.msg, self.cfg.field)
+        if value is None:
+            return []
+        active = self.state.get(state_key(obs))
+        new, verdict = evaluate(self.cfg, active, value, self.applies(obs))
+        if new != active:
+            self.put(state_key(obs), new)
+        return [] if verdict is None else [verdict.on(Subject.device(obs.ref), obs.drill)]
+
+
+def _contract_step(mains_v: float) -> Any:
+    def step(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
+        return rule.on_message(observe(world, "S01-VAULT-PWR1", now, mains_v=mains_v))
+
+    return step
+
+
+TYPE = RuleType(
+    "threshold",
+    ThresholdConfig,
+    ThresholdRule,
+    Contract(
+        "power",
+        {
+            "name": "mains",
+            "type": "threshold",
+            "field": "mains_v",
+            "levels": [{"severity": "critical", "below": 187}],
+            "clear": {"above": 200},
+        },
+        _contract_step(0.0),
+        _contract_step(220.0),
+    ),
+)

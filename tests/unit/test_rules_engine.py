@@ -1,0 +1,262 @@
+"""The engine on a fake clock and a real SQLite store: each rule's behaviour end to end, without servers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from rules import lifecycle
+from rules.engine import Engine
+from rules.types._base import observe
+from tests.rules_kit import FakeClock, alarms, beat, engine, timetable, transitions
+
+JAM = "S01-R01-JAM1"
+JAM_KEY = JAM.replace("-", "_")
+
+
+def advance(eng: Engine, clock: FakeClock, seconds: float, step: float = 0.5, **kw: object) -> None:
+    """Let time pass with every device (but kw's ``skip``) reporting each ``step``."""
+    end = clock.now + seconds
+    while clock.now < end:
+        clock.now = min(end, clock.now + step)
+        beat(eng, clock.now, **kw)  # type: ignore[arg-type]
+        eng.run_due()
+    eng.commit()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(time.time())
+
+
+def low_band(eng: Engine, dbm: float = 5.0) -> dict[str, object]:
+    bands = eng.world.specs[JAM].bands
+    return {"rf_dbm": {b: (dbm if i == 0 else 27.0) for i, b in enumerate(bands)}}
+
+
+def test_jammer_band_drop_during_paper_is_critical(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=-60))
+    advance(eng, clock, 1)
+    advance(eng, clock, 1, **{JAM_KEY: low_band(eng)})
+    got = alarms(eng.store, "rule = 'jammer_shielding'")
+    assert [(a["subject"], a["severity"], a["state"]) for a in got] == [(JAM, "critical", "firing")]
+    assert "n28 5 dBm < 20" in got[0]["message"]
+    advance(eng, clock, 1)
+    assert alarms(eng.store, "rule = 'jammer_shielding'")[0]["state"] == "resolved"
+
+
+def test_jammer_band_drop_outside_paper_raises_nothing(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
+    advance(eng, clock, 2, **{JAM_KEY: {"on": False}})
+    assert alarms(eng.store, "rule = 'jammer_shielding'") == []
+
+
+def test_jammer_required_from_15_minutes_before_and_not_in_listening(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # the paper starts in 10 min (jammers already required); listening 10-12 min from now is exempt
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=600, off=(0, 120)))
+    advance(eng, clock, 1, **{JAM_KEY: {"on": False}})
+    assert len(alarms(eng.store, "rule = 'jammer_shielding' AND active")) == 1
+    eng2 = engine(tmp_path / "b", FakeClock(clock.now), timetable(clock.now, start_in_s=-30, off=(0, 120)))
+    advance(eng2, eng2.clock, 1, **{JAM_KEY: {"on": False}})  # type: ignore[arg-type]
+    assert alarms(eng2.store, "rule = 'jammer_shielding'") == []
+
+
+def test_silent_device_goes_offline_then_recovers(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
+    advance(eng, clock, 1)
+    advance(eng, clock, 2.5, skip={JAM})
+    assert alarms(eng.store, "rule = 'jammer_offline'") == []
+    advance(eng, clock, 1, skip={JAM})
+    got = alarms(eng.store, "rule = 'jammer_offline'")
+    assert [(a["subject"], a["state"]) for a in got] == [(JAM, "firing")]
+    advance(eng, clock, 1)
+    assert alarms(eng.store, "rule = 'jammer_offline'")[0]["state"] == "resolved"
+    assert [t["state"] for t in transitions(eng.store) if t["rule"] == "jammer_offline"] == [
+        "firing",
+        "resolved",
+    ]
+
+
+def test_last_will_takes_a_device_offline_at_once(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
+    advance(eng, clock, 1)
+    eng.handle(observe(eng.world, JAM, clock.now, online=False))
+    eng.commit()
+    got = alarms(eng.store, "rule = 'jammer_offline'")
+    assert [(a["subject"], a["state"]) for a in got] == [(JAM, "firing")]
+    assert "Last Will" in got[0]["message"]
+
+
+def test_silent_site_raises_one_alarm_and_suppresses_children(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
+    advance(eng, clock, 1)
+    advance(eng, clock, 6, sites={"S01", "S03"})  # S02 falls silent
+    s02 = alarms(eng.store, "site = 'S02'")
+    assert [(a["rule"], a["subject"], a["subject_type"], a["severity"]) for a in s02] == [
+        ("site_silent", "S02", "site", "critical")
+    ]
+    assert alarms(eng.store, "site IN ('S01', 'S03')") == []
+    # the site returns, but one camera stays silent: the site alarm resolves, the camera's is released
+    cam = "S02-R01-CAM1"
+    advance(eng, clock, 3, skip={cam})
+    s02 = {a["rule"]: a for a in alarms(eng.store, "site = 'S02'")}
+    assert s02["site_silent"]["state"] == "resolved"
+    assert (s02["camera_offline"]["subject"], s02["camera_offline"]["state"]) == (cam, "firing")
+    assert len(alarms(eng.store, "site = 'S02' AND rule != 'site_silent'")) == 1
+
+
+def test_last_wills_of_a_dark_site_are_suppressed(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
+    advance(eng, clock, 1)
+    advance(eng, clock, 2, sites={"S01", "S03"})  # S02 dark for 2 s: its site alarm is up (1.5 s)
+    for dev, ref in eng.world.devices.items():  # then the broker publishes its devices' Last Wills
+        if ref.site == "S02":
+            eng.handle(observe(eng.world, dev, clock.now, online=False))
+    advance(eng, clock, 2, sites={"S01", "S03"})
+    assert [(a["rule"], a["subject"]) for a in alarms(eng.store, "site = 'S02'")] == [("site_silent", "S02")]
+    # the site returns without one camera, whose Last Will stands: released as its own alarm
+    cam = "S02-R01-CAM1"
+    advance(eng, clock, 3, skip={cam})
+    got = {a["rule"]: a for a in alarms(eng.store, "site = 'S02'")}
+    assert got["site_silent"]["state"] == "resolved"
+    assert (got["camera_offline"]["subject"], got["camera_offline"]["state"]) == (cam, "firing")
+    assert len(got) == 2
+
+
+def test_hysteresis_does_not_flap(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
+    for i in range(20):  # oscillates between 66 and 75: above 70 fires, clears only below 65
+        advance(eng, clock, 0.5, **{JAM_KEY: {"temperature_c": 75.0 if i % 2 else 66.0}})
+    got = alarms(eng.store, "rule = 'jammer_hot'")
+    assert [(a["state"], a["severity"]) for a in got] == [("firing", "minor")]
+    advance(eng, clock, 0.5, **{JAM_KEY: {"temperature_c": 90.0}})
+    advance(eng, clock, 0.5, **{JAM_KEY: {"temperature_c": 60.0}})
+    got = alarms(eng.store, "rule = 'jammer_hot'")
+    assert [a["state"] for a in got] == ["resolved"]
+    states = [(t["state"], t["severity"]) for t in transitions(eng.store) if t["rule"] == "jammer_hot"]
+    assert states == [("firing", "minor"), ("firing", "major"), ("resolved", "major")]
+
+
+def test_pending_then_firing_after_for(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
+    det = "S01-R01-DET1"
+    advance(eng, clock, 1, **{det.replace("-", "_"): {"battery_pct": 10.0}})
+    assert alarms(eng.store, "rule = 'detector_battery_low'")[0]["state"] == "pending"
+    advance(eng, clock, 2, **{det.replace("-", "_"): {"battery_pct": 10.0}})
+    assert alarms(eng.store, "rule = 'detector_battery_low'")[0]["state"] == "firing"
+
+
+def test_storage_power_loss_is_critical_at_any_hour(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
+    advance(eng, clock, 1, S01_VAULT_PWR1={"mains_v": 0.0, "on_ups": True})
+    got = alarms(eng.store, "rule = 'power_mains_lost'")
+    assert [(a["subject"], a["severity"], a["state"]) for a in got] == [
+        ("S01-VAULT-PWR1", "critical", "firing")
+    ]
+
+
+def test_drill_data_marks_the_alarm_as_drill(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
+    advance(eng, clock, 1)
+    eng.handle(observe(eng.world, "S01-VAULT-PWR1", clock.now, drill=True, mains_v=0.0, on_ups=True))
+    eng.commit()
+    assert [bool(a["drill"]) for a in alarms(eng.store, "rule = 'power_mains_lost'")] == [True]
+
+
+def test_drill_is_judged_apart_from_real_data(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
+    pwr = "S01-VAULT-PWR1"
+    for _ in range(4):  # the drill injects a power cut while the real sensor keeps reporting mains
+        clock.now += 0.5
+        eng.handle(observe(eng.world, pwr, clock.now, drill=True, mains_v=0.0, on_ups=True))
+        beat(eng, clock.now)
+        eng.run_due()
+    eng.commit()
+    got = alarms(eng.store, "rule = 'power_mains_lost'")
+    assert [(bool(a["drill"]), a["state"]) for a in got] == [(True, "firing")], "no flapping, no real alarm"
+    advance(eng, clock, 1, S01_VAULT_PWR1={"mains_v": 0.0})  # a real cut during the drill: its own alarm
+    got = alarms(eng.store, "rule = 'power_mains_lost'")
+    assert [(bool(a["drill"]), a["state"]) for a in got] == [(True, "firing"), (False, "firing")]
+    eng.handle(observe(eng.world, pwr, clock.now, drill=True, mains_v=220.0, on_ups=False))  # drill over
+    eng.commit()
+    assert [a["state"] for a in alarms(eng.store, "rule = 'power_mains_lost'")] == ["resolved", "firing"]
+
+
+def test_coverage_gap_during_a_paper(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=-60))
+    advance(eng, clock, 1)
+    advance(eng, clock, 4, skip={JAM})
+    got = alarms(eng.store, "rule = 'room_coverage'")
+    assert [(a["subject"], a["subject_type"], a["severity"]) for a in got] == [
+        ("S01-R01", "room", "critical")
+    ]
+    assert "no reporting jammer" in got[0]["message"]
+
+
+def test_ratio_gate_surge(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
+    advance(eng, clock, 2, S01_ENT_GATE1={"passes": 10, "face_match_failures": 4})
+    got = alarms(eng.store, "rule = 'gate_surge'")
+    assert [(a["subject"], a["state"]) for a in got] == [("S01-ENT-GATE1", "firing")]
+
+
+def test_clock_skew_warning(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
+    eng.handle(observe(eng.world, JAM, clock.now, ts_s=clock.now - 3, on=True))
+    eng.commit()
+    assert [a["severity"] for a in alarms(eng.store, "rule = 'jammer_clock'")] == ["warning"]
+
+
+def test_readiness_at_t_minus_30(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=1800 + 2))
+    advance(eng, clock, 1, S01_R01_CAM1={"recording": False})
+    with eng.store.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM readiness").scalar() == 0
+    advance(eng, clock, 2, S01_R01_CAM1={"recording": False})
+    with eng.store.connect() as conn:
+        rows = {(r.site, r.room): r for r in conn.exec_driver_sql("SELECT * FROM readiness")}
+    assert not rows[("S01", "_site")].go
+    assert "S01-R01-CAM1 not recording" in rows[("S01", "_site")].detail
+    assert (rows[("S01", "R01")].go, rows[("S01", "R02")].go) == (False, True)
+    assert rows[("S02", "_site")].go
+    advance(eng, clock, 2)
+    with eng.store.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM readiness WHERE room = '_site'").scalar() == 3
+
+
+def test_acknowledge_and_resolve_keep_who_when_why(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
+    advance(eng, clock, 1, S01_VAULT_PWR1={"mains_v": 0.0})
+    (alarm,) = lifecycle.list_alarms(eng.store)
+    lifecycle.acknowledge(eng.store, alarm.id, "王老师", "called the power bureau")
+    with pytest.raises(lifecycle.AlarmError, match="already acknowledged"):
+        lifecycle.acknowledge(eng.store, alarm.id, "李老师")
+    advance(eng, clock, 1)  # mains back: the engine resolves the acknowledged alarm
+    hist = lifecycle.history(eng.store, alarm.id)
+    assert [(t.state, t.by) for t in hist] == [
+        ("firing", "rules"),
+        ("acknowledged", "王老师"),
+        ("resolved", "rules"),
+    ]
+    assert hist[1].comment == "called the power bureau"
+    with pytest.raises(lifecycle.AlarmError, match="already resolved"):
+        lifecycle.resolve(eng.store, alarm.id, "王老师")
+
+
+def test_restart_restores_state_and_never_repeats_a_transition(tmp_path: Path, clock: FakeClock) -> None:
+    tt = timetable(clock.now, start_in_s=-60)
+    eng = engine(tmp_path, clock, tt)
+    advance(eng, clock, 1, **{JAM_KEY: low_band(eng)})
+    before = transitions(eng.store)
+    assert any(t["rule"] == "jammer_shielding" for t in before)
+    # a crash after the commit: the broker redelivers the last messages to a new engine
+    eng2 = engine(tmp_path, clock, tt, store=eng.store)
+    assert eng2.world.seen[JAM].last_s == pytest.approx(clock.now, abs=1.1)
+    beat(eng2, clock.now, **{JAM_KEY: low_band(eng2)})
+    eng2.run_due()
+    eng2.commit()
+    assert transitions(eng2.store) == before
