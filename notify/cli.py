@@ -19,7 +19,7 @@ from examwatch.store.notify_models import Notification, NotifyHealth
 from examwatch.store.silences import SilenceError, SilenceView
 from notify import providers, roster
 
-app = typer.Typer(help="SMS notifications to the people on duty.", invoke_without_command=True, no_args_is_help=False)
+app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 silence_app = typer.Typer(help="Silences and maintenance windows: mute notifications, keep the records.",
                           no_args_is_help=True)
 app.add_typer(silence_app, name="silence")

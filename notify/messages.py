@@ -86,7 +86,8 @@ def segment_limit(text: str) -> int:
 def _fit(head: str, site_id: str, site_name: str, where: str, tail: str) -> str:
     # Shorten what the recipient can do without: first the school's name, then the place.
     for name, loc in ((site_name, where), (site_name[:4], where), ("", where), ("", where[:6]), ("", "")):
-        text = " ".join(p for p in (head, site_id, name, loc + tail) if p)
+        body = " ".join(p for p in (site_id, name, loc + tail) if p)
+        text = f"{head} {body}" if head.endswith("]") else head + body  # 【】 is its own separator
         if len(text) <= segment_limit(text):
             return text
     return text

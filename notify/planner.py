@@ -8,7 +8,7 @@ alarm (by ``seq``) are ignored.
 
 - firing: an alert to the lowest roster level with someone on duty; a rise in severity alerts
   again everyone told so far. Severities in ``notify.escalate_severities`` start two timers:
-  a reminder every ``remind_every_s`` to everyone told, and the next level after
+  a reminder every ``remind_every_s`` to everyone on duty at the levels reached, and the next level after
   ``escalate_after_s`` (then again after as long, level by level).
 - acknowledged or resolved: both timers stop; resolved sends an all-clear to everyone who was
   sent (not muted) a message about the alarm.
@@ -107,8 +107,11 @@ class Planner:
         if state["remind_at_ns"] is not None and state["remind_at_ns"] <= now_ns:
             state["reminders"] += 1
             n = state["reminders"]
-            queued += self._send(conn, t, p, self._told(conn, alarm_id), f"{state['fired_cause']}+r{n}", "reminder",
-                                 state["level"], now_ns, n)
+            # Everyone on duty at the levels reached so far: also those a silence kept from the alert.
+            reached = [lv for lv in self._levels(t, p) if lv <= state["level"]]
+            people = [r for lv in reached for r in self._recipients(t, p, lv, now_ns)]
+            queued += self._send(conn, t, p, people, f"{state['fired_cause']}+r{n}", "reminder", state["level"], now_ns,
+                                 n)
             state["remind_at_ns"] = state["remind_at_ns"] + int(self.cfg.remind_every_s * _S)
             if state["remind_at_ns"] <= now_ns:  # behind (the notifier was down): one reminder, not a burst
                 state["remind_at_ns"] = now_ns + int(self.cfg.remind_every_s * _S)
