@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 from collections.abc import Iterable
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from examwatch.store import Readiness, RuleState
+from examwatch.store import Readiness, RuleState, Transition, writing
 from rules.book import PROMOTE, Book
 from rules.model import Clock, Observation, Verdict
 from rules.rulesfile import RuleSet
@@ -29,6 +30,7 @@ log = logging.getLogger("examwatch.rules")
 SEEN = "_seen"  # rule_state rows that hold the liveness of each device
 _S = cast(sa.Table, RuleState.__table__)
 _R = cast(sa.Table, Readiness.__table__)
+_T = cast(sa.Table, Transition.__table__)
 
 
 def build(ruleset: RuleSet, world: World) -> list[Rule[Any]]:
@@ -55,13 +57,14 @@ class Engine:
         self._last_ns = 0
         self._next_tick = 0.0
         self._seen_dirty: set[str] = set()
+        self._sent: queue.SimpleQueue[tuple[list[int], list[int]]] = queue.SimpleQueue()
         self.evaluated = 0
 
     # -- start, reload -------------------------------------------------------------------------
 
     def restore(self) -> None:
         """Load liveness, rule state and active alarms from the store, then start every rule."""
-        with self.store.begin() as conn:
+        with writing(self.store) as conn:
             for rule, subject, text in conn.execute(sa.select(_S.c.rule, _S.c.subject, _S.c.state)):
                 value = json.loads(text)
                 if rule == SEEN:
@@ -74,6 +77,7 @@ class Engine:
             if ref is not None:
                 self.world.site_last_s[ref.site] = max(self.world.site_last_s.get(ref.site, 0.0), seen.last_s)
         now = self.clock()
+        self.world.started_s, self.world.grace_s = now, self.grace_s
         for rule in self.rules:
             rule.start(now, self.timers, self.grace_s)
         log.info("restored %d devices' liveness, %d active alarms, %d rules",
@@ -101,6 +105,7 @@ class Engine:
     def conn(self) -> sa.Connection:
         if self._conn is None:
             self._conn = self.store.connect()
+            self._conn.execution_options(writer=True)
             self._tx = self._conn.begin()
         return self._conn
 
@@ -149,8 +154,25 @@ class Engine:
 
     # -- persistence ---------------------------------------------------------------------------
 
+    def mark_sent(self, transitions: list[int], readiness: list[int]) -> None:
+        """From the outbox thread: these rows were sent; the next commit records it.
+
+        The engine is the store's busiest writer, so the outbox's writes ride in its
+        transactions instead of waiting for SQLite's write lock.
+        """
+        self._sent.put((transitions, readiness))
+
     def dirty(self) -> bool:
-        return self._conn is not None or bool(self._seen_dirty) or any(r.dirty for r in self.rules)
+        return (self._conn is not None or bool(self._seen_dirty) or any(r.dirty for r in self.rules)
+                or not self._sent.empty())
+
+    def _record_sent(self, conn: sa.Connection) -> None:
+        while not self._sent.empty():
+            trans, ready = self._sent.get_nowait()
+            if trans:
+                conn.execute(sa.update(_T).where(_T.c.id.in_(trans)).values(sent=True))
+            if ready:
+                conn.execute(sa.update(_R).where(_R.c.id.in_(ready)).values(sent=True))
 
     def commit(self) -> bool:
         """Write changed state and close the transaction; True when anything was written."""
@@ -172,6 +194,7 @@ class Engine:
             rule.dirty.clear()
         if upserts:
             conn.execute(_upsert(conn), upserts)
+        self._record_sent(conn)
         if deletes:
             conn.execute(sa.delete(_S).where(_S.c.rule == sa.bindparam("r"), _S.c.subject == sa.bindparam("s")),
                          deletes)

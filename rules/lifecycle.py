@@ -16,7 +16,7 @@ from typing import cast
 
 import sqlalchemy as sa
 
-from examwatch.store import Alarm, Transition
+from examwatch.store import Alarm, Transition, writing
 from rules.model import Severity, State, Subject, SubjectType
 
 ENGINE = "rules"
@@ -130,7 +130,7 @@ def _act(engine: sa.Engine, alarm_id: int, to: State, by: str, comment: str) -> 
         raise AlarmError("say who you are (by)")
     for _ in range(5):
         try:
-            with engine.begin() as conn:
+            with writing(engine) as conn:
                 alarm = get(conn, alarm_id)
                 if alarm.state == to:
                     raise AlarmError(f"alarm {alarm_id} is already {to.value}")

@@ -10,11 +10,13 @@ the rules files; a broken file is logged and the running rules stay.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import paho.mqtt.client as paho
@@ -55,7 +57,7 @@ class Service:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.influx = Influx(settings.influx)
-        self.outbox = Outbox(self.store, self.influx, self._publish)
+        self.outbox = Outbox(self.store, self.influx, self._publish, mark_sent=self.engine.mark_sent)
         self._stopping = False
 
     def _on_connect(self, c: paho.Client, _u: object, flags: paho.ConnectFlags, rc: object, _p: object) -> None:
@@ -69,14 +71,18 @@ class Service:
         if not self._stopping:  # else not acknowledged: the broker gives it to our next session
             self.queue.put((msg.topic, bytes(msg.payload), self.clock(), msg.mid, msg.qos))
 
-    def _publish(self, topic: str, payload: bytes) -> None:
+    def _publish(self, topic: str, payload: bytes) -> Callable[[], None]:
         info = self.client.publish(topic, payload, qos=1, retain=True)
-        try:
-            info.wait_for_publish(10)
-        except (RuntimeError, ValueError) as exc:
-            raise TimeoutError(f"MQTT publish to {topic}: {exc}") from exc
-        if not info.is_published():
-            raise TimeoutError(f"MQTT publish to {topic} not acknowledged")
+
+        def acknowledged() -> None:
+            try:
+                info.wait_for_publish(10)
+            except (RuntimeError, ValueError) as exc:
+                raise TimeoutError(f"MQTT publish to {topic}: {exc}") from exc
+            if not info.is_published():
+                raise TimeoutError(f"MQTT publish to {topic} not acknowledged")
+
+        return acknowledged
 
     def start(self) -> None:
         if self.settings.influx.create_database:
@@ -99,23 +105,27 @@ class Service:
                 reload.clear()
                 self.reload()
             wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
-            try:
-                items = [self.queue.get(timeout=max(0.001, min(wait, 0.5)))]
-                while len(items) < 5000:
-                    items.append(self.queue.get_nowait())
-            except queue.Empty:
-                pass
-            else:
-                for topic, payload, recv_s, mid, qos in items:
-                    obs = self.intake.observe(topic, payload, recv_s)
-                    if obs is not None:
-                        self.engine.handle(obs)
-                    acks.append((mid, qos))
+            for topic, payload, recv_s, mid, qos in self._take(wait):
+                obs = self.intake.observe(topic, payload, recv_s)
+                if obs is not None:
+                    self.engine.handle(obs)
+                acks.append((mid, qos))
             self.engine.run_due()
             if time.monotonic() - last_commit >= interval:
                 self._commit(acks)
                 last_commit = time.monotonic()
         self._commit(acks)
+
+    def _take(self, wait_s: float, most: int = 5000) -> list[Item]:
+        """What the queue holds (up to ``most``), waiting up to ``wait_s`` for the first."""
+        items: list[Item] = []
+        try:
+            items.append(self.queue.get(timeout=max(0.001, min(wait_s, 0.5))))
+            while len(items) < most:
+                items.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        return items
 
     def _commit(self, acks: list[tuple[int, int]]) -> None:
         if self.engine.commit():
@@ -157,6 +167,7 @@ def run(settings: Settings, inventory: Inventory, timetable: Timetable, ruleset:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGHUP, _hup)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack: for a hung engine
     service = Service(settings, inventory, timetable, ruleset)
     service.start()
     try:

@@ -36,6 +36,10 @@ class World:
     silent_sites: set[str] = field(default_factory=set)
     #: the site-silence timeout (site.yaml's absence rule); 0 when there is none
     site_timeout_s: float = 0.0
+    #: when the engine started, and how long after it every device counts as reporting (the
+    #: broker's backlog for our session arrives first); a device never heard counts from the start
+    started_s: float = 0.0
+    grace_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.devices: dict[str, DeviceRef] = self.inventory.devices
@@ -69,8 +73,12 @@ class World:
 
     def reporting(self, device: str, now: float) -> bool:
         """Heard from within its absence timeout, and its Last Will has not said offline."""
+        if now < self.started_s + self.grace_s:
+            return True
         s = self.seen.get(device)
-        return s is not None and not s.lwt_offline and now - s.last_s < self.timeout(device)
+        if s is None:
+            return now < self.started_s + self.timeout(device)
+        return not s.lwt_offline and now - s.last_s < self.timeout(device)
 
     def in_session(self, site: str, now: float) -> Paper | None:
         return self.timetable.current(site, _dt(now))

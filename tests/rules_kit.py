@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,117 @@ def beat(eng: Engine, now: float, skip: set[str] = frozenset(), sites: set[str] 
             continue
         fields = {**healthy(ref.kind, w.specs[dev].bands), **over.get(dev.replace("-", "_"), {})}
         eng.handle(observe(w, dev, now, **fields))
+
+
+class RulesProcess:
+    """``examwatch rules`` as a child process on a Stack's broker and database, with its own store."""
+
+    def __init__(self, stack: Any, tt: Timetable, rules: dict[str, list[dict[str, Any]]] | None = None,
+                 **rules_settings: Any) -> None:
+        from tests.stack import EXAMWATCH, _toml
+
+        self.stack = stack
+        root = stack.root / "rules-engine"
+        root.mkdir(exist_ok=True)
+        (root / "timetable.yaml").write_text(timetable_yaml(tt))
+        self.rules_dir = write_rules(root / "rules", rules)
+        self.store_url = f"sqlite:///{root / 'state.db'}"
+        doc = {
+            "secret": stack.secret, "inventory": str(stack.inventory_path), "timetable": str(root / "timetable.yaml"),
+            "mqtt": {"port": stack.mqtt_port},
+            "influx": {"url": stack.influx_server.url, "database": stack.db},
+            "store": {"url": self.store_url},
+            "rules": {"rules_dir": str(self.rules_dir), "restart_grace_s": 1.0, "tick_s": 0.2, **rules_settings},
+        }
+        self.config = root / "examwatch.toml"
+        self.config.write_text(_toml(doc))
+        self.cmd = [EXAMWATCH, "rules", "--config", str(self.config)]
+        self.root = root
+        self.proc: Any = None
+        self.store = open_store(self.store_url)
+
+    def start(self) -> None:
+        import subprocess
+
+        from tests.servers import wait_for
+
+        log = self.root / "rules.out"
+        mark = log.stat().st_size if log.exists() else 0
+        self.proc = subprocess.Popen(self.cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rules exited: {self.log()[-2000:]}")
+            return "connected (session present" in log.read_bytes()[mark:].decode(errors="replace")
+
+        wait_for(up, 30, "the rules engine to connect")
+
+    def log(self) -> str:
+        return (self.root / "rules.out").read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = 15) -> None:
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(10)  # SIGUSR1: the engine prints its threads' stacks to its log
+                time.sleep(0.5)
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        self.proc = None
+
+    def cli(self, *args: str) -> Any:
+        import subprocess
+
+        return subprocess.run([*self.cmd, *args], capture_output=True, text=True, timeout=60)
+
+
+class Heartbeat:
+    """A background publisher: every device of ``sites`` reports every ``interval_s`` through its
+    site gateway, except devices in ``skip``; ``over[device]`` changes fields of its reports."""
+
+    def __init__(self, stack: Any, sites: set[str] | None = None, interval_s: float = 0.3) -> None:
+        import threading
+
+        self.stack = stack
+        self.sites = set(sites or {s.id for s in stack.inventory.sites})
+        self.skip: set[str] = set()
+        self.over: dict[str, dict[str, Any]] = {}
+        self.interval_s = interval_s
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._gw = {s.id: stack.gateway(s.id) for s in stack.inventory.sites}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        from tests.stack import device_topic, publish_all, telemetry
+
+        while not self._stop.is_set():
+            for site in sorted(self.sites):
+                msgs = [(device_topic(self.stack, dev), telemetry(dev, ref.kind, **self.over.get(dev, {})))
+                        for dev, ref in self.stack.inventory.devices.items()
+                        if ref.site == site and dev not in self.skip]
+                publish_all(self._gw[site], msgs)
+            self.rounds += 1
+            self._stop.wait(self.interval_s)
+
+    def wait_rounds(self, n: int) -> None:
+        from tests.servers import wait_for
+
+        target = self.rounds + n
+        wait_for(lambda: self.rounds >= target, 30, f"{n} heartbeat rounds")

@@ -107,6 +107,8 @@ class TimetableRule(Rule[TimetableConfig]):
             return []
         paper = self.world.in_session(site, now)
         cams = [d.id for d in self.world.by_room.get((site, room), ()) if d.kind == "camera"]
+        if not any(c in self.state for c in cams) and not self.state.get(key):
+            return []  # no camera has said anything yet: coverage speaks for silence
         recording = [c for c in cams if self.state.get(c, [False])[0] and self.world.reporting(c, now)]
         problems = [] if recording else [f"none of {len(cams)} cameras recording"]
         active = bool(self.state.get(key))
