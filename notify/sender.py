@@ -28,6 +28,7 @@ from notify.providers import Provider, Result
 log = logging.getLogger("examwatch.notify.sender")
 _N, _AT, _H = (cast(sa.Table, m.__table__) for m in (Notification, NotifyAttempt, NotifyHealth))
 _S = 1_000_000_000
+UNKNOWN = "outcome unknown: the notifier stopped during this send"
 
 
 class RateLimit:
@@ -68,8 +69,21 @@ class Sender:
         self.sent = 0
 
     def load(self) -> int:
-        """Queue every row still ``queued`` in the store (after a restart); returns how many."""
-        with self.store.connect() as conn:
+        """Queue every row not yet sent (after a restart); returns how many.
+
+        A row left ``sending`` was in the provider's hands when the notifier died: whether the
+        gateway took it is unknown, and it is sent again (a duplicate is better than a lost
+        alarm). Its attempt is kept as "outcome unknown" so the record shows it.
+        """
+        with self.store.begin() as conn:
+            unknown = conn.execute(sa.select(_N.c.id).where(_N.c.status == "sending")).scalars().all()
+            for nid in unknown:
+                conn.execute(sa.insert(_AT).values(notification_id=nid, at_ns=time.time_ns(), ok=False, duration_us=0,
+                                                   result=UNKNOWN))
+            if unknown:
+                log.warning("%d notifications were being sent when the notifier stopped; sending them again",
+                            len(unknown))
+                conn.execute(sa.update(_N).where(_N.c.id.in_(unknown)).values(status="queued", result=UNKNOWN))
             rows = conn.execute(sa.select(_N.c.id, _N.c.next_try_ns).where(_N.c.status == "queued")).all()
         with self._lock:
             for r in rows:
@@ -118,12 +132,15 @@ class Sender:
     def _one(self, nid: int, now: float) -> None:
         with self.store.connect() as conn:
             row = conn.execute(sa.select(_N.c.address, _N.c.text, _N.c.status).where(_N.c.id == nid)).first()
-        if row is None or row.status != "queued":
+        if row is None or row.status != "queued":  # sent meanwhile by another worker, or muted
             return
         wait = self.limit.wait(row.address, now)
         if wait > 0:
             self.push([nid], now + wait)
             return
+        # Marked before the call: a row found "sending" after a crash may or may not have reached the gateway.
+        with self.store.begin() as conn:
+            conn.execute(sa.update(_N).where(_N.c.id == nid).values(status="sending"))
         started = time.perf_counter()
         result = self.provider.send(row.address, row.text)
         took_us = int((time.perf_counter() - started) * 1e6)
@@ -135,7 +152,7 @@ class Sender:
         elif result.retry:
             self._backoff = min(max(self._backoff * 2, self.cfg.retry_min_s), self.cfg.retry_max_s)
             retry_at = time.time() + self._backoff
-            values = {"next_try_ns": int(retry_at * _S)}
+            values = {"status": "queued", "next_try_ns": int(retry_at * _S)}
         else:
             values = {"status": "failed"}
         with self.store.begin() as conn:

@@ -92,15 +92,21 @@ class Service:
         """Apply transitions as they arrive and timers as they fall due, until ``stop``."""
         while not stop.is_set():
             wait = 0.5 if not self.timers else min(0.5, max(0.0, self.timers[0][0] / _S - time.time()))
-            try:
-                items = [self.queue.get(timeout=max(wait, 0.0005))]
-                while len(items) < 500:
-                    items.append(self.queue.get_nowait())
-            except queue.Empty:
-                pass
-            else:
+            items = self._take(max(wait, 0.0005))
+            if items:
                 self._apply(items)
             self._run_due()
+
+    def _take(self, timeout: float, most: int = 500) -> list[Item]:
+        """What has arrived (waiting up to ``timeout`` for the first), at most ``most``."""
+        items: list[Item] = []
+        try:
+            items.append(self.queue.get(timeout=timeout))
+            while len(items) < most:
+                items.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        return items
 
     def _apply(self, items: list[Item]) -> None:
         steps: list[Planned] = []
