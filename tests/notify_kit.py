@@ -107,11 +107,11 @@ class Processes:
 
 def transition(alarm_id: int, seq: int, state: str, *, site: str = "S01", rule: str = "power_mains_lost",
                subject: str | None = None, severity: str = "critical", drill: bool = False,
-               at_ns: int | None = None) -> tuple[str, bytes]:
+               at_ns: int | None = None, message: str = "mains_v 0 < 187") -> tuple[str, bytes]:
     """Topic and payload exactly as the rules engine's outbox publishes them (its own function makes them)."""
     subject = subject or f"{site}-VAULT-PWR1"
     m = {"alarm_id": alarm_id, "seq": seq, "rule": rule, "severity": severity, "site": site, "subject": subject,
-         "subject_type": "device", "state": state, "message": "mains_v 0 < 187", "drill": drill,
+         "subject_type": "device", "state": state, "message": message, "drill": drill,
          "at_ns": at_ns or time.time_ns(), "by": "rules", "comment": ""}
     return alarm_topic(site, rule, subject), alarm_payload(m)
 

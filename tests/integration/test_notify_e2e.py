@@ -56,6 +56,7 @@ def test_storage_room_power_loss_reaches_the_chief_by_sms(stack: Stack, kannel: 
     gw.publish(device_topic(stack, "S01-VAULT-PWR1"), telemetry("S01-VAULT-PWR1", "power", mains_v=0.0,
                                                                 frequency_hz=0.0, on_ups=False), qos=1)
     chief = PHONES["chief-S01"]
+    wait_for(lambda: _published(stack), 20, "the rules engine to publish the alarm")
     wait_for(lambda: any("市电中断" in t for t in sms_to(kannel, chief, since)), 20, "the SMS to the S01 chief")
     texts = [t for t in sms_to(kannel, chief, since) if "市电中断" in t]
     assert len(texts) == 1
@@ -135,6 +136,15 @@ def test_drill_alarm_reaches_only_drill_recipients(stack: Stack, kannel: Kannel,
     [text] = sms_to(kannel, PHONES["drill"], since)
     assert text.startswith("【演练】【考务告警】S03 北大附中 保密室市电中断")
     assert [to for _f, to, _t in kannel.smsc.messages()[since:]] == [PHONES["drill"]]
+
+
+def _published(stack: Stack) -> bool:
+    eng = engine(store_url(stack))
+    try:
+        with eng.connect() as conn:
+            return bool(conn.execute(sa.text("SELECT count(*) FROM alarm_transition WHERE sent")).scalar())
+    finally:
+        eng.dispose()
 
 
 def _alarm_state(stack: Stack, alarm_id: int) -> Any:

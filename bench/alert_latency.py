@@ -1,0 +1,200 @@
+"""Alarm latency: storage-room power loss published by a site gateway → SMS accepted by Kannel.
+
+Starts, on free loopback ports under a temporary directory: influxd, mosquitto (generated config
+and ACL), Kannel (bearerbox, smsbox, fakesmsc), and the real services as processes:
+``examwatch ingest``, ``examwatch rules`` (the shipped rules in config/rules), ``examwatch notify``
+(the shipped roster config/roster.yaml) and ``examwatch simulate`` (the 21-site sample district,
+every device every 5 s: the background load). After a warm-up it injects storage-room power
+losses across the sites, one at a time in round robin: gateway gw-Sxx publishes a telemetry
+report of Sxx-VAULT-PWR1 with ``mains_v`` 0 (QoS 1), and the clock starts just before the
+publish. It stops when the notifier has the SMS to that site's chief examiner accepted by
+Kannel (``0: Accepted for delivery``; the row's ``sent_ns`` is taken right after that answer,
+on the same clock). Then mains come back (``mains_v`` 221) and the all-clear follows.
+
+Legs, from the shared store: publish → the rules engine received it (the transition's
+``at_ns``), → the notifier stored the notification (``created_ns``), → Kannel accepted it.
+
+    .venv/bin/python bench/alert_latency.py --injections 210
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import typer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from examwatch import broker, credentials, mqtt, sample, topics  # noqa: E402
+from examwatch.inventory import Inventory  # noqa: E402
+from examwatch.settings import load_settings  # noqa: E402
+from examwatch.store import engine  # noqa: E402
+from tests.servers import Influx, Kannel, Mosquitto, current_user, free_port, wait_for  # noqa: E402
+from tests.stack import EXAMWATCH, _toml  # noqa: E402
+
+app = typer.Typer(add_completion=False)
+
+
+class Proc:
+    """A service child process, ready when its log says it is connected."""
+
+    def __init__(self, root: Path, name: str, cmd: list[str], ready: str) -> None:
+        self.log = root / f"{name}.out"
+        self.ready_text = ready
+        self.name = name
+        self.proc = subprocess.Popen(cmd, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+
+    def wait_ready(self) -> None:
+        wait_for(lambda: self.ready_text in self.log.read_text(errors="replace") or self.proc.poll() is not None,
+                 60, self.name)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def power_report(device: str, mains_v: float) -> bytes:
+    rng = random.Random()
+    lost = mains_v < 100
+    return json.dumps({
+        "ts": time.time_ns() // 1_000_000, "device": device, "mains_v": mains_v,
+        "current_a": 0.0 if lost else round(rng.uniform(3, 5), 2), "frequency_hz": 0.0 if lost else 50.0,
+        "on_ups": False, "ups_battery_pct": 100.0, "ups_minutes_left": 150.0, "temperature_c": 21.0,
+        "humidity_pct": 45.0, "door_open": False}).encode()
+
+
+@app.command()
+def main(
+    injections: Annotated[int, typer.Option(min=1, help="power losses to inject (round robin over the sites)")] = 210,
+    warmup_s: Annotated[float, typer.Option(help="background load before the first injection")] = 15.0,
+    interval_s: Annotated[int, typer.Option(help="each device reports this often (background load)")] = 5,
+    keep: Annotated[bool, typer.Option(help="keep the temporary directory")] = False,
+) -> None:
+    """Measure publish → SMS accepted by Kannel under a 21-site district's background load."""
+    tmp = Path(tempfile.mkdtemp(prefix="alert-latency-"))
+    inv_data = sample.district()
+    inv = Inventory.model_validate(inv_data)
+    inv_path = tmp / "district.yaml"
+    with inv_path.open("w") as f:
+        sample.dump(inv_data, f)
+    influx = Influx(tmp / "influxd")
+    kannel = Kannel(tmp / "kannel")
+    port = free_port()
+    secret = secrets.token_urlsafe(24)
+    doc: dict[str, Any] = {
+        "secret": secret, "inventory": str(inv_path), "timetable": str(ROOT / "config" / "timetable.yaml"),
+        "mqtt": {"port": port},
+        "influx": {"url": influx.url, "database": "bench"},
+        "broker": {"port": port, "data_dir": str(tmp / "mosquitto"), "user": current_user()},
+        "ingest": {"spool_dir": str(tmp / "spool"), "metrics_port": 0},
+        "store": {"url": f"sqlite:///{tmp}/state.db"},
+        "rules": {"rules_dir": str(ROOT / "config" / "rules")},
+        "notify": {"roster": str(ROOT / "config" / "roster.yaml"), "kannel_url": kannel.sendsms_url,
+                   "kannel_username": kannel.user, "kannel_password": kannel.password, "rate_per_phone": 1000},
+    }
+    config = tmp / "examwatch.toml"
+    config.write_text(_toml(doc))
+    settings = load_settings(config)
+    files = broker.write(inv, secret, settings.broker, tmp / "broker")
+    mosq = Mosquitto(tmp / "mosquitto", files.conf, port)
+    procs: list[Proc] = []
+    gateways: dict[str, Any] = {}
+    try:
+        influx.start()
+        mosq.start()
+        kannel.start()
+        for name, ready in (("ingest", "connected (session present"), ("rules", "connected (session present"),
+                            ("notify", "connected (session present")):
+            p = Proc(tmp, name, [EXAMWATCH, name, "--config", str(config)], ready)
+            p.wait_ready()
+            procs.append(p)
+        sim = Proc(tmp, "simulate", [EXAMWATCH, "simulate", "--config", str(config), "--interval", str(interval_s)],
+                   "messages published")
+        sim.wait_ready()
+        procs.append(sim)
+        time.sleep(warmup_s)  # the background load runs; nothing is synchronised on this
+        for s in inv.sites:
+            user = credentials.gateway_user(s.id)
+            c = mqtt.client(settings.mqtt, f"bench-{user}", user, credentials.password(secret, user))
+            mqtt.connect_and_wait(c, settings.mqtt, clean_start=True)
+            gateways[s.id] = c
+        store = engine(settings.store.url)
+        results = [inject(store, gateways, inv.sites[i % len(inv.sites)].id) for i in range(injections)]
+        report(results, injections, interval_s, len(inv.devices), tmp)
+    finally:
+        for c in gateways.values():
+            c.disconnect()
+            c.loop_stop()
+        for p in reversed(procs):
+            p.stop()
+        kannel.stop()
+        mosq.stop()
+        influx.stop()
+        if keep:
+            typer.echo(f"kept {tmp}", err=True)
+
+
+def inject(store: sa.Engine, gateways: dict[str, Any], site: str) -> dict[str, float]:
+    """One power loss at ``site``: legs in ms."""
+    device = f"{site}-VAULT-PWR1"
+    topic = topics.device_topic(site, "power", device, "telemetry")
+    q = sa.text(
+        "SELECT n.created_ns, n.sent_ns, t.at_ns FROM notification n "
+        "JOIN alarm_transition t ON n.cause = t.alarm_id || '.' || t.seq "
+        "WHERE n.kind = 'alert' AND n.person = :person AND n.created_ns > :t0 AND n.status = 'sent' "
+        "AND n.text LIKE '%市电中断%'")
+    found: dict[str, int] = {}
+
+    def sent() -> bool:
+        with store.connect() as conn:
+            row = conn.execute(q, {"person": f"chief-{site}", "t0": t0}).first()
+        if row is not None:
+            found.update(created=row.created_ns, sent=row.sent_ns, recv=row.at_ns)
+        return row is not None
+
+    t0 = time.time_ns()
+    gateways[site].publish(topic, power_report(device, 0.0), qos=1)
+    wait_for(sent, 30, f"the SMS for {site}", interval=0.002)
+    gateways[site].publish(topic, power_report(device, 221.0), qos=1).wait_for_publish(10)
+    ms = 1e6
+    return {"total": (found["sent"] - t0) / ms, "to_rules": (found["recv"] - t0) / ms,
+            "rules_to_notify": (found["created"] - found["recv"]) / ms, "notify_to_kannel":
+            (found["sent"] - found["created"]) / ms}
+
+
+def report(results: list[dict[str, float]], n: int, interval_s: int, devices: int, tmp: Path) -> None:
+    rate = devices / interval_s
+    typer.echo(f"{n} storage-room power losses over 21 sites; background {devices} devices every {interval_s} s "
+               f"(~{rate:.0f} msg/s) through ingest, rules and notify")
+    typer.echo("| leg | p50 ms | p99 ms | max ms |\n|---|---|---|---|")
+    for leg, title in (("total", "publish → SMS accepted by Kannel"), ("to_rules", "publish → rules engine received"),
+                       ("rules_to_notify", "rules received → notification stored"),
+                       ("notify_to_kannel", "notification stored → Kannel accepted")):
+        v = [r[leg] for r in results]
+        typer.echo(f"| {title} | {statistics.median(v):.1f} | {pct(v, 99):.1f} | {max(v):.1f} |")
+
+
+if __name__ == "__main__":
+    app()
