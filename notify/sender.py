@@ -22,6 +22,7 @@ from typing import cast
 import sqlalchemy as sa
 
 from examwatch.settings import NotifySettings
+from examwatch.store import writing
 from examwatch.store.notify_models import Notification, NotifyAttempt, NotifyHealth
 from notify.providers import Provider, Result
 
@@ -50,7 +51,7 @@ class RateLimit:
 
 def set_health(store: sa.Engine, provider: str, ok: bool, detail: str) -> None:
     """Record the provider's health for ``examwatch notify status`` and the API."""
-    with store.begin() as conn:
+    with writing(store) as conn:
         conn.execute(sa.delete(_H).where(_H.c.provider == provider))
         conn.execute(sa.insert(_H).values(provider=provider, ok=ok, detail=detail[:500], at_ns=time.time_ns()))
 
@@ -75,7 +76,7 @@ class Sender:
         gateway took it is unknown, and it is sent again (a duplicate is better than a lost
         alarm). Its attempt is kept as "outcome unknown" so the record shows it.
         """
-        with self.store.begin() as conn:
+        with writing(self.store) as conn:
             unknown = conn.execute(sa.select(_N.c.id).where(_N.c.status == "sending")).scalars().all()
             for nid in unknown:
                 conn.execute(sa.insert(_AT).values(notification_id=nid, at_ns=time.time_ns(), ok=False, duration_us=0,
@@ -139,7 +140,7 @@ class Sender:
             self.push([nid], now + wait)
             return
         # Marked before the call: a row found "sending" after a crash may or may not have reached the gateway.
-        with self.store.begin() as conn:
+        with writing(self.store) as conn:
             conn.execute(sa.update(_N).where(_N.c.id == nid).values(status="sending"))
         started = time.perf_counter()
         result = self.provider.send(row.address, row.text)
@@ -155,7 +156,7 @@ class Sender:
             values = {"status": "queued", "next_try_ns": int(retry_at * _S)}
         else:
             values = {"status": "failed"}
-        with self.store.begin() as conn:
+        with writing(self.store) as conn:
             conn.execute(sa.insert(_AT).values(notification_id=nid, at_ns=at_ns, ok=result.ok, duration_us=took_us,
                                                result=result.detail[:500]))
             conn.execute(sa.update(_N).where(_N.c.id == nid)

@@ -21,11 +21,12 @@ from types import FrameType
 
 import paho.mqtt.client as paho
 import pydantic
+import sqlalchemy as sa
 
 from examwatch import credentials, mqtt, topics
 from examwatch.inventory import Inventory
 from examwatch.settings import Settings
-from examwatch.store import open_store
+from examwatch.store import open_store, writing
 from notify import providers
 from notify.messages import AlarmTransition
 from notify.planner import Planned, Planner
@@ -51,6 +52,7 @@ class Service:
         self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self.timers: list[tuple[int, int]] = []
         self._armed: set[tuple[int, int]] = set()
+        self._held: list[Item] = []
         user = credentials.service_user("notifier")
         self.client = mqtt.client(settings.mqtt, f"notify-{cfg.worker}", user,
                                   credentials.password(settings.secret.get_secret_value(), user), manual_ack=True)
@@ -92,10 +94,17 @@ class Service:
         """Apply transitions as they arrive and timers as they fall due, until ``stop``."""
         while not stop.is_set():
             wait = 0.5 if not self.timers else min(0.5, max(0.0, self.timers[0][0] / _S - time.time()))
-            items = self._take(max(wait, 0.0005))
-            if items:
-                self._apply(items)
-            self._run_due()
+            items = self._held or self._take(max(wait, 0.0005))
+            try:
+                if items:
+                    self._apply(items)
+                self._held = []
+                self._run_due()
+            except sa.exc.OperationalError as exc:
+                # The store is locked or gone: nothing was committed or acknowledged; try the same again.
+                log.warning("store: %s; retrying in 1 s", str(exc).splitlines()[0])
+                self._held = items
+                stop.wait(1.0)
 
     def _take(self, timeout: float, most: int = 500) -> list[Item]:
         """What has arrived (waiting up to ``timeout`` for the first), at most ``most``."""
@@ -110,7 +119,7 @@ class Service:
 
     def _apply(self, items: list[Item]) -> None:
         steps: list[Planned] = []
-        with self.store.begin() as conn:
+        with writing(self.store) as conn:
             for topic, payload, _mid, _qos in items:
                 try:
                     t = AlarmTransition.model_validate(json.loads(payload))
@@ -128,14 +137,17 @@ class Service:
     def _run_due(self) -> None:
         now = time.time_ns()
         steps: list[Planned] = []
-        while self.timers and self.timers[0][0] <= now:
-            due_ns, alarm_id = heapq.heappop(self.timers)
-            self._armed.discard((due_ns, alarm_id))
-            with self.store.begin() as conn:
-                step = self.planner.due(conn, alarm_id, now)
-            if step is not None:
-                steps.append(step)
-        self._follow(steps)
+        try:
+            while self.timers and self.timers[0][0] <= now:
+                due_ns, alarm_id = self.timers[0]
+                with writing(self.store) as conn:
+                    step = self.planner.due(conn, alarm_id, now)
+                heapq.heappop(self.timers)  # only once its transaction committed
+                self._armed.discard((due_ns, alarm_id))
+                if step is not None:
+                    steps.append(step)
+        finally:
+            self._follow(steps)
 
     def _follow(self, steps: list[Planned]) -> None:
         for s in steps:

@@ -15,6 +15,7 @@ from typing import Literal, cast
 
 import sqlalchemy as sa
 
+from examwatch.store.db import writing
 from examwatch.store.notify_models import Silence
 
 _S = cast(sa.Table, Silence.__table__)
@@ -68,7 +69,7 @@ def create(engine: sa.Engine, *, ends_ns: int, by: str, site: str | None = None,
         raise SilenceError("the end time must be after the start and in the future")
     values = {"kind": kind, "site": site, "room": room, "device": device, "rule": rule, "starts_ns": start,
               "ends_ns": ends_ns, "by": by.strip(), "comment": comment, "created_ns": now, "expired_by": None}
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         sid = conn.execute(sa.insert(_S).values(**values).returning(_S.c.id)).scalar_one()
         return _view(conn.execute(sa.select(_S).where(_S.c.id == sid)).one())
 
@@ -87,7 +88,7 @@ def expire(engine: sa.Engine, silence_id: int, by: str, now_ns: int | None = Non
     now = now_ns if now_ns is not None else time.time_ns()
     if not by.strip():
         raise SilenceError("say who you are (by)")
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         row = conn.execute(sa.select(_S).where(_S.c.id == silence_id)).first()
         if row is None:
             raise SilenceError(f"no silence {silence_id}")

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from examwatch.inventory import Inventory
 from examwatch.inventory import load as load_inventory
 from examwatch.settings import NotifySettings
-from examwatch.store import engine, open_store, silences
+from examwatch.store import engine, open_store, silences, writing
 from examwatch.store.notify_models import Notification
 from examwatch.store.silences import SilenceError
 from notify import roster
@@ -60,12 +60,12 @@ def tr(seq: int, state: str, at_s: float = 0, **over: Any) -> AlarmTransition:
 
 
 def apply(store: sa.Engine, planner: Planner, t: AlarmTransition, at_s: float = 0) -> Planned | None:
-    with store.begin() as conn:
+    with writing(store) as conn:
         return planner.apply(conn, t, T0 + int(at_s * S))
 
 
 def due(store: sa.Engine, planner: Planner, at_s: float) -> Planned | None:
-    with store.begin() as conn:
+    with writing(store) as conn:
         return planner.due(conn, 7, T0 + int(at_s * S))
 
 
