@@ -129,6 +129,7 @@ class NotifySettings(_Section):
     escalate_after_s: float = Field(default=900.0, gt=0, description="next roster level if unacknowledged (N)")
     all_clear: bool = Field(default=True, description="send an all-clear when the alarm resolves")
     worker: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="MQTT client id notify-<worker>")
+    state_dir: Path = Field(default=Path("var/notify"), description="the message being sent, per worker")
     session_expiry_s: int = Field(default=86_400, ge=60, description="broker keeps our queue this long offline")
     receive_maximum: int = Field(default=1000, ge=20, le=65_535, description="unacknowledged transitions in flight")
 

@@ -140,8 +140,9 @@ class Planner:
                 queued = self._send(conn, t, p, people, t.transition_id, "alert", lv, now_ns)
                 self._arm(t, state)
                 return queued
-        log.warning("alarm %s (%s %s %s): nobody on duty on any route", t.transition_id, t.rule, t.subject,
-                    t.severity)
+        if self._levels(t, p):  # routed, but every level's people are off duty now
+            log.warning("alarm %s (%s %s %s): nobody on duty on any route", t.transition_id, t.rule, t.subject,
+                        t.severity)
         return []
 
     def _arm(self, t: AlarmTransition, state: dict[str, Any]) -> None:

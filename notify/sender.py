@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
 import threading
 import time
 from collections import defaultdict, deque
+from pathlib import Path
 from typing import cast
 
 import sqlalchemy as sa
@@ -56,9 +58,37 @@ def set_health(store: sa.Engine, provider: str, ok: bool, detail: str) -> None:
         conn.execute(sa.insert(_H).values(provider=provider, ok=ok, detail=detail[:500], at_ns=time.time_ns()))
 
 
+class InFlight:
+    """The id of the notification in the provider's hands, in a small file of this worker's.
+
+    Written before each call and cleared after its result is committed: a plain ``pwrite``, no
+    store transaction, so it adds no lock wait to the alarm path, and it survives a SIGKILL
+    (the kernel has it). A power cut can lose it; then the message is resent without the record
+    saying its first outcome was unknown.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def mark(self, nid: int) -> None:
+        os.pwrite(self._fd, f"{nid:>20}\n".encode(), 0)
+
+    def clear(self) -> None:
+        self.mark(0)
+
+    def read(self) -> int:
+        text = os.pread(self._fd, 21, 0).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else 0
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class Sender:
     def __init__(self, store: sa.Engine, provider: Provider, cfg: NotifySettings) -> None:
         self.store, self.provider, self.cfg = store, provider, cfg
+        self.inflight = InFlight(cfg.state_dir / f"inflight-{cfg.worker}")
         self.limit = RateLimit(cfg.rate_per_phone, cfg.rate_window_s)
         self._heap: list[tuple[float, int]] = []
         self._lock = threading.Lock()
@@ -72,20 +102,20 @@ class Sender:
     def load(self) -> int:
         """Queue every row not yet sent (after a restart); returns how many.
 
-        A row left ``sending`` was in the provider's hands when the notifier died: whether the
-        gateway took it is unknown, and it is sent again (a duplicate is better than a lost
-        alarm). Its attempt is kept as "outcome unknown" so the record shows it.
+        The row named in the in-flight file was in the provider's hands when the notifier died:
+        whether the gateway took it is unknown, and it is sent again (a duplicate is better than
+        a lost alarm). That attempt is kept as "outcome unknown", so the record shows it.
         """
+        unknown = self.inflight.read()
         with writing(self.store) as conn:
-            unknown = conn.execute(sa.select(_N.c.id).where(_N.c.status == "sending")).scalars().all()
-            for nid in unknown:
-                conn.execute(sa.insert(_AT).values(notification_id=nid, at_ns=time.time_ns(), ok=False, duration_us=0,
-                                                   result=UNKNOWN))
-            if unknown:
-                log.warning("%d notifications were being sent when the notifier stopped; sending them again",
-                            len(unknown))
-                conn.execute(sa.update(_N).where(_N.c.id.in_(unknown)).values(status="queued", result=UNKNOWN))
+            status = conn.execute(sa.select(_N.c.status).where(_N.c.id == unknown)).scalar() if unknown else None
+            if status == "queued":
+                log.warning("notification %d was being sent when the notifier stopped; sending it again", unknown)
+                conn.execute(sa.insert(_AT).values(notification_id=unknown, at_ns=time.time_ns(), ok=False,
+                                                   duration_us=0, result=UNKNOWN))
+                conn.execute(sa.update(_N).where(_N.c.id == unknown).values(result=UNKNOWN))
             rows = conn.execute(sa.select(_N.c.id, _N.c.next_try_ns).where(_N.c.status == "queued")).all()
+        self.inflight.clear()
         with self._lock:
             for r in rows:
                 heapq.heappush(self._heap, (r.next_try_ns / _S, r.id))
@@ -108,6 +138,7 @@ class Sender:
         self._stop.set()
         self._wake.set()
         self._thread.join(30)
+        self.inflight.close()
 
     def pending(self) -> int:
         with self._lock:
@@ -139,9 +170,7 @@ class Sender:
         if wait > 0:
             self.push([nid], now + wait)
             return
-        # Marked before the call: a row found "sending" after a crash may or may not have reached the gateway.
-        with writing(self.store) as conn:
-            conn.execute(sa.update(_N).where(_N.c.id == nid).values(status="sending"))
+        self.inflight.mark(nid)
         started = time.perf_counter()
         result = self.provider.send(row.address, row.text)
         took_us = int((time.perf_counter() - started) * 1e6)
@@ -161,6 +190,7 @@ class Sender:
                                                result=result.detail[:500]))
             conn.execute(sa.update(_N).where(_N.c.id == nid)
                          .values(attempts=_N.c.attempts + 1, result=result.detail[:500], **values))
+        self.inflight.clear()
         self._health(result)
         if result.ok:
             self.sent += 1

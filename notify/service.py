@@ -106,8 +106,12 @@ class Service:
                 self._held = items
                 stop.wait(1.0)
 
-    def _take(self, timeout: float, most: int = 500) -> list[Item]:
-        """What has arrived (waiting up to ``timeout`` for the first), at most ``most``."""
+    def _take(self, timeout: float, most: int = 100) -> list[Item]:
+        """What has arrived (waiting up to ``timeout`` for the first), at most ``most``.
+
+        One batch is one store transaction: bounded, so the write lock shared with the rules
+        engine is never held long.
+        """
         items: list[Item] = []
         try:
             items.append(self.queue.get(timeout=timeout))

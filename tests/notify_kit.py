@@ -49,7 +49,7 @@ def write_config(stack: Stack, kannel: Kannel | None, name: str = "notify.toml",
     sites = [s.id for s in stack.inventory.sites]
     roster = stack.root / "roster.yaml"
     roster.write_text(roster_yaml(sites))
-    cfg: dict[str, Any] = {"roster": str(roster), "retry_min_s": 0.5, "retry_max_s": 2.0, "rate_per_phone": 1000}
+    cfg: dict[str, Any] = {"roster": str(roster), "state_dir": str(stack.root / "notify"), "retry_min_s": 0.5, "retry_max_s": 2.0, "rate_per_phone": 1000}
     if kannel is not None:
         cfg.update(kannel_url=kannel.sendsms_url, kannel_username=kannel.user, kannel_password=kannel.password)
     cfg.update(notify)

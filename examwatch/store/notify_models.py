@@ -52,7 +52,7 @@ class Notification(Base):
     address: Mapped[str] = mapped_column(String(64), doc="phone number")
     text: Mapped[str] = mapped_column(Text)
     drill: Mapped[bool] = mapped_column(Boolean)
-    status: Mapped[str] = mapped_column(String(12), doc="queued, sending, sent, muted or failed")
+    status: Mapped[str] = mapped_column(String(12), doc="queued, sent, muted or failed")
     silence_id: Mapped[int | None] = mapped_column(Integer, nullable=True, doc="the silence that muted it")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_ns: Mapped[int] = mapped_column(BigInteger)
