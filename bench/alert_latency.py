@@ -11,8 +11,10 @@ publish. It stops when the notifier has the SMS to that site's chief examiner ac
 Kannel (``0: Accepted for delivery``; the row's ``sent_ns`` is taken right after that answer,
 on the same clock). Then mains come back (``mains_v`` 221) and the all-clear follows.
 
-Legs, from the shared store: publish → the rules engine received it (the transition's
-``at_ns``), → the notifier stored the notification (``created_ns``), → Kannel accepted it.
+Legs: publish → the rules engine received it (the transition's ``at_ns`` in the shared store),
+→ the alarm transition reached an observer subscribed to ``exam/v1/_alarm/+/power_mains_lost/+``
+(as svc-notifier, beside the notifier's own shared subscription), → the notifier stored the
+notification (``created_ns``), → Kannel accepted it (``sent_ns``).
 
     .venv/bin/python bench/alert_latency.py --injections 210
 """
@@ -71,6 +73,25 @@ class Proc:
                 self.proc.kill()
 
 
+def write_settings(tmp: Path, influx: Influx, kannel: Kannel, port: int, secret: str, without: set[str]) -> Path:
+    """The settings file every service of the run reads: one store, the shipped roster, Kannel."""
+    doc: dict[str, Any] = {
+        "secret": secret, "inventory": str(tmp / "district.yaml"), "timetable": str(ROOT / "config" / "timetable.yaml"),
+        "mqtt": {"port": port},
+        "influx": {"url": influx.url, "database": "bench"},
+        "broker": {"port": port, "data_dir": str(tmp / "mosquitto"), "user": current_user()},
+        "ingest": {"spool_dir": str(tmp / "spool"), "metrics_port": 0},
+        "store": {"url": f"sqlite:///{tmp}/state.db"},
+        "rules": {"rules_dir": str(rules_dir(tmp, without))},
+        "notify": {"roster": str(ROOT / "config" / "roster.yaml"), "state_dir": str(tmp / "notify"),
+                   "kannel_url": kannel.sendsms_url, "kannel_username": kannel.user,
+                   "kannel_password": kannel.password, "rate_per_phone": 1000},
+    }
+    config = tmp / "examwatch.toml"
+    config.write_text(_toml(doc))
+    return config
+
+
 def rules_dir(tmp: Path, without: set[str]) -> Path:
     """config/rules, or a copy of it without the rules of the types in ``without``."""
     if not without:
@@ -111,27 +132,13 @@ def main(
     tmp = Path(tempfile.mkdtemp(prefix="alert-latency-"))
     inv_data = sample.district()
     inv = Inventory.model_validate(inv_data)
-    inv_path = tmp / "district.yaml"
-    with inv_path.open("w") as f:
+    with (tmp / "district.yaml").open("w") as f:
         sample.dump(inv_data, f)
     influx = Influx(tmp / "influxd")
     kannel = Kannel(tmp / "kannel")
     port = free_port()
     secret = secrets.token_urlsafe(24)
-    doc: dict[str, Any] = {
-        "secret": secret, "inventory": str(inv_path), "timetable": str(ROOT / "config" / "timetable.yaml"),
-        "mqtt": {"port": port},
-        "influx": {"url": influx.url, "database": "bench"},
-        "broker": {"port": port, "data_dir": str(tmp / "mosquitto"), "user": current_user()},
-        "ingest": {"spool_dir": str(tmp / "spool"), "metrics_port": 0},
-        "store": {"url": f"sqlite:///{tmp}/state.db"},
-        "rules": {"rules_dir": str(rules_dir(tmp, set(without or ())))},
-        "notify": {"roster": str(ROOT / "config" / "roster.yaml"), "state_dir": str(tmp / "notify"),
-                   "kannel_url": kannel.sendsms_url, "kannel_username": kannel.user,
-                   "kannel_password": kannel.password, "rate_per_phone": 1000},
-    }
-    config = tmp / "examwatch.toml"
-    config.write_text(_toml(doc))
+    config = write_settings(tmp, influx, kannel, port, secret, set(without or ()))
     settings = load_settings(config)
     files = broker.write(inv, secret, settings.broker, tmp / "broker")
     mosq = Mosquitto(tmp / "mosquitto", files.conf, port)
@@ -156,9 +163,15 @@ def main(
             c = mqtt.client(settings.mqtt, f"bench-{user}", user, credentials.password(secret, user))
             mqtt.connect_and_wait(c, settings.mqtt, clean_start=True)
             gateways[s.id] = c
+        seen = observe(settings, secret)
+        gateways["_observer"] = seen.pop("client")
         store = engine(settings.store.url)
-        results = [inject(store, gateways, inv.sites[i % len(inv.sites)].id) for i in range(injections)]
+        results = [inject(store, gateways, seen, inv.sites[i % len(inv.sites)].id) for i in range(injections)]
         report(results, injections, interval_s, len(inv.devices), tmp)
+        with store.connect() as conn:
+            counts = conn.execute(sa.text("SELECT a.severity, count(*) FROM alarm_transition t JOIN alarm a "
+                                          "ON a.id = t.alarm_id GROUP BY a.severity")).all()
+        typer.echo("alarm transitions during the run: " + ", ".join(f"{n} {sev}" for sev, n in counts))
     finally:
         for c in gateways.values():
             c.disconnect()
@@ -172,12 +185,28 @@ def main(
             typer.echo(f"kept {tmp}", err=True)
 
 
-def inject(store: sa.Engine, gateways: dict[str, Any], site: str) -> dict[str, float]:
+def observe(settings: Any, secret: str) -> dict[str, Any]:
+    """Receive times of the power_mains_lost transitions, by transition id (plus the client)."""
+    seen: dict[str, Any] = {}
+    user = credentials.service_user("notifier")
+
+    def on_message(_c: Any, _u: object, msg: Any) -> None:
+        seen[json.loads(msg.payload)["transition_id"]] = time.time_ns()
+
+    c = mqtt.client(settings.mqtt, "bench-observer", user, credentials.password(secret, user))
+    c.on_message = on_message
+    mqtt.connect_and_wait(c, settings.mqtt, clean_start=True)
+    c.subscribe(f"{topics.ROOT}/_alarm/+/power_mains_lost/+", qos=1)
+    seen["client"] = c
+    return seen
+
+
+def inject(store: sa.Engine, gateways: dict[str, Any], seen: dict[str, int], site: str) -> dict[str, float]:
     """One power loss at ``site``: legs in ms."""
     device = f"{site}-VAULT-PWR1"
     topic = topics.device_topic(site, "power", device, "telemetry")
     q = sa.text(
-        "SELECT n.created_ns, n.sent_ns, t.at_ns FROM notification n "
+        "SELECT n.created_ns, n.sent_ns, t.at_ns, n.cause FROM notification n "
         "JOIN alarm_transition t ON n.cause = t.alarm_id || '.' || t.seq "
         "WHERE n.kind = 'alert' AND n.person = :person AND n.created_ns > :t0 AND n.status = 'sent' "
         "AND n.text LIKE '%市电中断%'")
@@ -187,7 +216,7 @@ def inject(store: sa.Engine, gateways: dict[str, Any], site: str) -> dict[str, f
         with store.connect() as conn:
             row = conn.execute(q, {"person": f"chief-{site}", "t0": t0}).first()
         if row is not None:
-            found.update(created=row.created_ns, sent=row.sent_ns, recv=row.at_ns)
+            found.update(created=row.created_ns, sent=row.sent_ns, recv=row.at_ns, mqtt=seen.get(row.cause, 0))
         return row is not None
 
     t0 = time.time_ns()
@@ -196,8 +225,9 @@ def inject(store: sa.Engine, gateways: dict[str, Any], site: str) -> dict[str, f
     gateways[site].publish(topic, power_report(device, 221.0), qos=1).wait_for_publish(10)
     ms = 1e6
     return {"total": (found["sent"] - t0) / ms, "to_rules": (found["recv"] - t0) / ms,
-            "rules_to_notify": (found["created"] - found["recv"]) / ms, "notify_to_kannel":
-            (found["sent"] - found["created"]) / ms}
+            "rules_to_mqtt": (found["mqtt"] - found["recv"]) / ms,
+            "mqtt_to_notify": (found["created"] - found["mqtt"]) / ms,
+            "notify_to_kannel": (found["sent"] - found["created"]) / ms}
 
 
 def report(results: list[dict[str, float]], n: int, interval_s: int, devices: int, tmp: Path) -> None:
@@ -206,7 +236,8 @@ def report(results: list[dict[str, float]], n: int, interval_s: int, devices: in
                f"(~{rate:.0f} msg/s) through ingest, rules and notify")
     typer.echo("| leg | p50 ms | p99 ms | max ms |\n|---|---|---|---|")
     for leg, title in (("total", "publish → SMS accepted by Kannel"), ("to_rules", "publish → rules engine received"),
-                       ("rules_to_notify", "rules received → notification stored"),
+                       ("rules_to_mqtt", "rules received → alarm transition on MQTT (rules commit, InfluxDB, publish)"),
+                       ("mqtt_to_notify", "alarm transition on MQTT → notification stored"),
                        ("notify_to_kannel", "notification stored → Kannel accepted")):
         v = [r[leg] for r in results]
         typer.echo(f"| {title} | {statistics.median(v):.1f} | {pct(v, 99):.1f} | {max(v):.1f} |")
