@@ -100,7 +100,7 @@ def status(ctx: typer.Context) -> None:
             state = "ok" if row.ok else "DOWN"
             typer.echo(f"provider {row.provider}: {state} ({row.detail}) at {_when(row.at_ns)}")
         by_status = sa.select(n.c.status, sa.func.count()).group_by(n.c.status)
-        counts: dict[str, int] = {status: n for status, n in conn.execute(by_status)}
+        counts: dict[str, int] = {str(r[0]): int(r[1]) for r in conn.execute(by_status)}
     typer.echo("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
     for s in silences.list_silences(store):
         typer.echo(_show(s))
