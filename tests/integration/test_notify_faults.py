@@ -60,6 +60,17 @@ def unknown_outcomes(stack: Stack) -> set[int]:
         eng.dispose()
 
 
+def health(stack: Stack) -> tuple[bool | None, str]:
+    """The provider's health as the notifier recorded it (None: nothing recorded)."""
+    eng = engine(store_url(stack))
+    try:
+        with eng.connect() as conn:
+            row = conn.execute(sa.select(NotifyHealth.ok, NotifyHealth.detail)).first()
+            return (row.ok, row.detail) if row is not None else (None, "")
+    finally:
+        eng.dispose()
+
+
 @pytest.mark.slow
 def test_kannel_down_60s_every_sms_arrives_once_after_it_returns(stack: Stack, kannel: Kannel,
                                                                   procs: Processes) -> None:
@@ -69,17 +80,7 @@ def test_kannel_down_60s_every_sms_arrives_once_after_it_returns(stack: Stack, k
     msgs = probes(12)
     publish(stack.client("svc-rules"), msgs)
     wait_for(lambda: len(notifications(stack)) == 12, 10, "12 rows in the outbox")
-
-    def health() -> tuple[bool, str] | None:
-        eng = engine(store_url(stack))
-        try:
-            with eng.connect() as conn:
-                row = conn.execute(sa.select(NotifyHealth.ok, NotifyHealth.detail)).first()
-                return (row.ok, row.detail) if row is not None else None
-        finally:
-            eng.dispose()
-
-    wait_for(lambda: health() is not None and not health()[0], 10, "the provider reported down")  # type: ignore[index]
+    wait_for(lambda: health(stack)[0] is False, 10, "the provider reported down")
     # The gateway stays down for 60 s; the notifier keeps retrying with backoff, nothing is lost.
     wait_for(lambda: time.monotonic() - down_at >= 60, 70, "60 s of gateway outage", interval=1.0)
     rows = notifications(stack)
@@ -96,7 +97,7 @@ def test_kannel_down_60s_every_sms_arrives_once_after_it_returns(stack: Stack, k
     assert {to for to, _t in got} == {PHONES["chief-S01"], PHONES["chief-S02"], PHONES["chief-S03"]}
     assert all(any(f"探针{i}" in t for _to, t in got) for i in range(12))
     assert took < 5  # retry_max_s is 2 s in the test settings
-    assert health() == (True, "accepting messages")
+    assert health(stack) == (True, "accepting messages")
 
 
 def test_sigkill_mid_send_loses_nothing_and_sends_nothing_twice(stack: Stack, kannel: Kannel,
@@ -122,3 +123,23 @@ def test_sigkill_mid_send_loses_nothing_and_sends_nothing_twice(stack: Stack, ka
     assert len(unknown) <= 1
     unknown_texts = {r["text"] for r in notifications(stack) if r["id"] in unknown}
     assert twice <= unknown_texts, twice
+
+
+def test_smsc_link_down_counts_as_queued_at_kannel_not_resent(stack: Stack, kannel: Kannel,
+                                                              procs: Processes) -> None:
+    """Kannel answers 202 ``3: Queued for later delivery`` while its SMSC is gone: sent once, health degraded."""
+    procs.notifier(kannel)
+    kannel.smsc.stop()
+    wait_for(lambda: not kannel.smsc_connected(), 20, "bearerbox to see the SMSC gone")
+    publish(stack.client("svc-rules"), probes(1))
+    wait_for(lambda: all_sent(stack, 1), 15, "the row handed to Kannel")
+    [row] = notifications(stack)
+    assert row["result"].startswith("202 3: Queued for later delivery")
+    assert row["attempts"] == 1
+    ok, detail = health(stack)
+    assert ok is False
+    assert "3: Queued for later delivery" in detail
+    kannel.smsc.start()
+    wait_for(kannel.smsc.messages, 90, "Kannel to deliver its queued message")
+    assert [to for _f, to, _t in kannel.smsc.messages()] == [PHONES["chief-S01"]]
+    assert notifications(stack)[0]["attempts"] == 1
