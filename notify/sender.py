@@ -1,10 +1,11 @@
 """The outbox's sending side: a thread with a heap of due notifications, one provider call at a time.
 
 Rows are sent in the order they come due. A row becomes ``sent`` in the same transaction that
-keeps the attempt, right after the gateway accepted it; a crash before that commit sends it
-again on restart (the one window where a duplicate is possible, a fraction of a millisecond
-long). While the gateway is down the whole queue waits behind one probe message, which is
-retried after ``retry_min_s`` doubling up to ``retry_max_s``; a per-phone sliding window
+keeps the attempt, right after the gateway accepted it. A crash while the provider holds a
+message (the call itself, about a millisecond) leaves its outcome unknown: it is sent again on
+restart and recorded so (see :class:`InFlight`); every other message goes exactly once.
+While the gateway is down the whole queue waits behind one probe message, retried after
+``retry_min_s`` doubling up to ``retry_max_s``; a per-phone sliding window
 holds back messages beyond ``rate_per_phone`` in ``rate_window_s``. Retries are scheduled on
 the heap rather than with an in-call retry library, because a waiting message must not block
 the others and must survive a restart (its ``next_try_ns`` is in the store).
