@@ -94,14 +94,16 @@ class StoreSettings(_Section):
 
 
 class RulesSettings(_Section):
+    """The rules engine (``examwatch rules``)."""
+
     rules_dir: Path = Field(default=Path("config/rules"), description="one YAML rules file per device kind")
-    worker: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="MQTT client id rules-<worker>")
-    session_expiry_s: int = Field(default=86_400, ge=60, description="broker keeps our queue this long offline")
-    receive_maximum: int = Field(default=10_000, ge=20, le=65_535, description="unacknowledged messages in flight")
-    commit_interval_ms: int = Field(default=50, ge=1, le=10_000, description="state committed, then acked, this often")
-    tick_s: float = Field(default=1.0, gt=0, le=60, description="room/site rules (coverage, readiness) run this often")
+    worker: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="client id rules-<id>")
+    session_expiry_s: int = Field(default=86_400, ge=60, description="broker keeps our queue this long")
+    receive_maximum: int = Field(default=10_000, ge=20, le=65_535, description="unacknowledged messages")
+    commit_interval_ms: int = Field(default=50, ge=1, le=10_000, description="commit, then ack, this often")
+    tick_s: float = Field(default=1.0, gt=0, le=60, description="coverage and readiness run this often")
     restart_grace_s: float = Field(
-        default=10.0, ge=0, le=3600, description="after a start, absence waits this long for the broker's backlog"
+        default=10.0, ge=0, le=3600, description="after a start, absence waits this long for the backlog"
     )
 
 

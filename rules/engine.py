@@ -41,8 +41,16 @@ def build(ruleset: RuleSet, world: World) -> list[Rule[Any]]:
 
 
 class Engine:
-    def __init__(self, store: sa.Engine, world: World, ruleset: RuleSet, clock: Clock, *,
-                 grace_s: float = 10.0, tick_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: sa.Engine,
+        world: World,
+        ruleset: RuleSet,
+        clock: Clock,
+        *,
+        grace_s: float = 10.0,
+        tick_s: float = 1.0,
+    ) -> None:
         self.store = store
         self.world = world
         self.clock = clock
@@ -50,8 +58,7 @@ class Engine:
         self.tick_s = tick_s
         self.timers = TimerHeap()
         self.book = Book(self.timers)
-        self.rules = build(ruleset, world)
-        self.by_name = {r.name: r for r in self.rules}
+        self._index(build(ruleset, world))
         self._conn: sa.Connection | None = None
         self._tx: sa.Transaction | None = None
         self._last_ns = 0
@@ -80,14 +87,17 @@ class Engine:
         self.world.started_s, self.world.grace_s = now, self.grace_s
         for rule in self.rules:
             rule.start(now, self.timers, self.grace_s)
-        log.info("restored %d devices' liveness, %d active alarms, %d rules",
-                 len(self.world.seen), len(self.book.active), len(self.rules))
+        log.info(
+            "restored %d devices' liveness, %d active alarms, %d rules",
+            len(self.world.seen),
+            len(self.book.active),
+            len(self.rules),
+        )
 
     def reload(self, ruleset: RuleSet) -> None:
         """Swap in new rules; a rule keeping its name and type keeps its state; alarms stay."""
         old = self.by_name
-        self.rules = build(ruleset, self.world)
-        self.by_name = {r.name: r for r in self.rules}
+        self._index(build(ruleset, self.world))
         now = self.clock()
         for rule in self.rules:
             prev = old.get(rule.name)
@@ -95,6 +105,15 @@ class Engine:
                 rule.state = prev.state
             rule.start(now, self.timers, 0.0)
         log.info("reloaded %d rules", len(self.rules))
+
+    def _index(self, rules: list[Rule[Any]]) -> None:
+        self.rules = rules
+        self.by_name = {r.name: r for r in rules}
+        kinds = {ref.kind for ref in self.world.devices.values()}
+        #: per device kind, the rules that look at its messages, in evaluation order
+        self.dispatch = {
+            k: [r for r in rules if r.SEES == "all" or (r.SEES == "own" and r.kind == k)] for k in kinds
+        }
 
     # -- evaluation ----------------------------------------------------------------------------
 
@@ -118,7 +137,7 @@ class Engine:
         self.evaluated += 1
         if self.world.heard(obs.ref, obs.recv_s, obs.drill, lwt_offline=obs.online is False):
             self._seen_dirty.add(obs.ref.id)
-        for rule in self.rules:
+        for rule in self.dispatch[obs.ref.kind]:
             out = rule.on_message(obs)
             if out:
                 self._apply(rule, out, obs.recv_s)
@@ -145,8 +164,11 @@ class Engine:
 
     def _readiness(self, reports: list[ReadinessReport], now: float) -> None:
         at = self._ns(now)
-        rows = [dict(paper=r.paper, site=r.site, room=r.room, go=r.go, detail=r.detail, drill=r.drill, at_ns=at,
-                     sent=False) for r in reports]
+        rows = [
+            {"paper": r.paper, "site": r.site, "room": r.room, "go": r.go, "detail": r.detail,
+             "drill": r.drill, "at_ns": at, "sent": False}
+            for r in reports
+        ]
         self.conn().execute(sa.insert(_R), rows)
         for r in reports:
             if r.room == "_site":
@@ -163,8 +185,12 @@ class Engine:
         self._sent.put((transitions, readiness))
 
     def dirty(self) -> bool:
-        return (self._conn is not None or bool(self._seen_dirty) or any(r.dirty for r in self.rules)
-                or not self._sent.empty())
+        return (
+            self._conn is not None
+            or bool(self._seen_dirty)
+            or any(r.dirty for r in self.rules)
+            or not self._sent.empty()
+        )
 
     def _record_sent(self, conn: sa.Connection) -> None:
         while not self._sent.empty():
@@ -183,12 +209,16 @@ class Engine:
         deletes: list[dict[str, str]] = []
         for dev in self._seen_dirty:
             s = self.world.seen[dev]
-            upserts.append({"rule": SEEN, "subject": dev, "state": json.dumps([s.last_s, s.lwt_offline, s.drill])})
+            upserts.append(
+                {"rule": SEEN, "subject": dev, "state": json.dumps([s.last_s, s.lwt_offline, s.drill])}
+            )
         self._seen_dirty.clear()
         for rule in self.rules:
             for subject in rule.dirty:
                 if subject in rule.state:
-                    upserts.append({"rule": rule.name, "subject": subject, "state": json.dumps(rule.state[subject])})
+                    upserts.append(
+                        {"rule": rule.name, "subject": subject, "state": json.dumps(rule.state[subject])}
+                    )
                 else:
                     deletes.append({"r": rule.name, "s": subject})
             rule.dirty.clear()
@@ -196,8 +226,10 @@ class Engine:
             conn.execute(_upsert(conn), upserts)
         self._record_sent(conn)
         if deletes:
-            conn.execute(sa.delete(_S).where(_S.c.rule == sa.bindparam("r"), _S.c.subject == sa.bindparam("s")),
-                         deletes)
+            conn.execute(
+                sa.delete(_S).where(_S.c.rule == sa.bindparam("r"), _S.c.subject == sa.bindparam("s")),
+                deletes,
+            )
         assert self._tx is not None
         self._tx.commit()
         conn.close()
@@ -214,5 +246,6 @@ class Engine:
 def _upsert(conn: sa.Connection) -> Any:
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = insert(_S)
-    return stmt.on_conflict_do_update(index_elements=[_S.c.rule, _S.c.subject],
-                                      set_={"state": stmt.excluded.state})
+    return stmt.on_conflict_do_update(
+        index_elements=[_S.c.rule, _S.c.subject], set_={"state": stmt.excluded.state}
+    )

@@ -41,26 +41,41 @@ Item = tuple[str, bytes, float, int, int]
 
 
 class Service:
-    def __init__(self, settings: Settings, inventory: Inventory, timetable: Timetable, ruleset: RuleSet,
-                 clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        inventory: Inventory,
+        timetable: Timetable,
+        ruleset: RuleSet,
+        clock: Clock = system_clock,
+    ) -> None:
         cfg = settings.rules
         self.settings = settings
         self.clock = clock
         self.store = open_store(settings.store.url)
         self.world = World(inventory, timetable)
-        self.engine = Engine(self.store, self.world, ruleset, clock, grace_s=cfg.restart_grace_s, tick_s=cfg.tick_s)
+        self.engine = Engine(
+            self.store, self.world, ruleset, clock, grace_s=cfg.restart_grace_s, tick_s=cfg.tick_s
+        )
         self.intake = Intake(self.world)
         self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         user = credentials.service_user("rules")
-        self.client = mqtt.client(settings.mqtt, f"rules-{cfg.worker}", user,
-                                  credentials.password(settings.secret.get_secret_value(), user), manual_ack=True)
+        self.client = mqtt.client(
+            settings.mqtt,
+            f"rules-{cfg.worker}",
+            user,
+            credentials.password(settings.secret.get_secret_value(), user),
+            manual_ack=True,
+        )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.influx = Influx(settings.influx)
         self.outbox = Outbox(self.store, self.influx, self._publish, mark_sent=self.engine.mark_sent)
         self._stopping = False
 
-    def _on_connect(self, c: paho.Client, _u: object, flags: paho.ConnectFlags, rc: object, _p: object) -> None:
+    def _on_connect(
+        self, c: paho.Client, _u: object, flags: paho.ConnectFlags, rc: object, _p: object
+    ) -> None:
         if getattr(rc, "is_failure", False):
             log.error("broker refused rules: %s", rc)
             return
@@ -92,8 +107,12 @@ class Service:
                 log.warning("cannot create database yet (%s); transitions wait in the store", exc)
         self.engine.restore()
         self.outbox.start()
-        mqtt.connect_and_wait(self.client, self.settings.mqtt, session_expiry_s=self.settings.rules.session_expiry_s,
-                              receive_maximum=self.settings.rules.receive_maximum)
+        mqtt.connect_and_wait(
+            self.client,
+            self.settings.mqtt,
+            session_expiry_s=self.settings.rules.session_expiry_s,
+            receive_maximum=self.settings.rules.receive_maximum,
+        )
 
     def loop(self, stop: threading.Event, reload: threading.Event) -> None:
         """Evaluate until ``stop``; commit and acknowledge every commit interval."""
@@ -149,8 +168,12 @@ class Service:
         self.client.disconnect()
         self.client.loop_stop()
         self.engine.close()
-        log.info("stopped: %d messages evaluated, %d refused, %d transitions", self.engine.evaluated,
-                 sum(self.intake.refused.values()), self.engine.book.transitions)
+        log.info(
+            "stopped: %d messages evaluated, %d refused, %d transitions",
+            self.engine.evaluated,
+            sum(self.intake.refused.values()),
+            self.engine.book.transitions,
+        )
 
 
 def run(settings: Settings, inventory: Inventory, timetable: Timetable, ruleset: RuleSet) -> None:

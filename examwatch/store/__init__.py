@@ -3,4 +3,14 @@
 from examwatch.store.db import engine, migrate, open_store, writing
 from examwatch.store.models import Alarm, Base, Readiness, RuleState, Transition
 
-__all__ = ["Alarm", "Base", "Readiness", "RuleState", "Transition", "engine", "migrate", "open_store", "writing"]
+__all__ = [
+    "Alarm",
+    "Base",
+    "Readiness",
+    "RuleState",
+    "Transition",
+    "engine",
+    "migrate",
+    "open_store",
+    "writing",
+]

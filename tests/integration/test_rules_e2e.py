@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 import signal
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from examwatch import credentials, mqtt
 from examwatch.bands import EXAM_ROOM_BANDS
 from rules import lifecycle
-from tests.rules_kit import Heartbeat, RulesProcess, alarms, timetable
+from tests.rules_kit import Heartbeat, RulesProcess, alarms, timetable, transitions
 from tests.servers import wait_for
 from tests.stack import Stack, device_topic
 
@@ -47,7 +46,7 @@ def watch(stack: Stack, topic: str, service: str = "notifier") -> dict[str, Any]
 
 
 def influx_alarms(stack: Stack, where: str = "") -> list[dict[str, Any]]:
-    return stack.influx.rows('SELECT * FROM "alarm"' + (f" WHERE {where}" if where else ""))
+    return stack.influx.rows('SELECT * FROM "alarm"' + (f" WHERE {where}" if where else ""))  # noqa: S608
 
 
 def wait_alarm(proc: RulesProcess, where: str, state: str = "firing", timeout: float = 20) -> dict[str, Any]:
@@ -65,7 +64,9 @@ def low(band_dbm: float) -> dict[str, Any]:
     return {"rf_dbm": {b.value: (band_dbm if b is EXAM_ROOM_BANDS[3] else 27.0) for b in EXAM_ROOM_BANDS}}
 
 
-def test_band_drop_during_paper_is_critical_and_outside_raises_nothing(stack: Stack, paper_now: RulesProcess) -> None:
+def test_band_drop_during_paper_is_critical_and_outside_raises_nothing(
+    stack: Stack, paper_now: RulesProcess
+) -> None:
     live = watch(stack, "exam/v1/_alarm/#")
     with Heartbeat(stack) as hb:
         hb.wait_rounds(1)
@@ -75,16 +76,26 @@ def test_band_drop_during_paper_is_critical_and_outside_raises_nothing(stack: St
         a = wait_alarm(paper_now, "rule = 'jammer_shielding'")
         assert (a["subject"], a["severity"], a["subject_type"]) == (JAM, "critical", "device")
         assert "dcs1800 5 dBm < 20" in a["message"]
-        wait_for(lambda: influx_alarms(stack, "\"rule\" = 'jammer_shielding'"), 10, "the alarm point in InfluxDB")
+        wait_for(
+            lambda: influx_alarms(stack, "\"rule\" = 'jammer_shielding'"), 10, "the alarm point in InfluxDB"
+        )
         point = influx_alarms(stack, "\"rule\" = 'jammer_shielding'")[0]
         assert (point["site"], point["subject"], point["subject_type"], point["severity"]) == (
-            "S01", JAM, "device", "critical")
+            "S01",
+            JAM,
+            "device",
+            "critical",
+        )
         assert (point["state"], point["active"], point["alarm_id"]) == ("firing", True, a["id"])
         assert "drill" not in point or point["drill"] is None
         topic = f"exam/v1/_alarm/S01/jammer_shielding/{JAM}"
         wait_for(lambda: any(t == topic for t, _ in live["msgs"]), 10, "the alarm on MQTT")
         payload = next(p for t, p in live["msgs"] if t == topic)
-        assert (payload["state"], payload["severity"], payload["transition_id"]) == ("firing", "critical", f"{a['id']}.1")
+        assert (payload["state"], payload["severity"], payload["transition_id"]) == (
+            "firing",
+            "critical",
+            f"{a['id']}.1",
+        )
         hb.wait_rounds(3)
         assert alarms(paper_now.store, "subject = 'S02-R01-JAM1'") == []
         hb.over.clear()
@@ -110,7 +121,9 @@ def test_silent_device_offline_then_recovers_and_last_will(stack: Stack, paper_n
         c.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))
         c.loop_stop()
         a = wait_alarm(paper_now, f"subject = '{dev}' AND rule = 'jammer_offline'", timeout=5)
-        assert time.monotonic() - t0 < 2.5, "a Last Will is offline at once, not after the absence timeout (3 s)"
+        assert time.monotonic() - t0 < 2.5, (
+            "a Last Will is offline at once, not after the absence timeout (3 s)"
+        )
         assert "Last Will" in a["message"]
 
 
@@ -154,11 +167,14 @@ def test_readiness_at_t_minus_30(stack: Stack) -> None:
             proc.start()
             wait_for(lambda: len(live["msgs"]) >= 3, 20, "readiness of three sites on MQTT")
         by_site = {p["site"]: p for _, p in live["msgs"]}
-        assert by_site["S02"]["go"] is True and by_site["S03"]["go"] is True
-        assert by_site["S01"]["go"] is False and by_site["S01"]["rooms"]["R02"]["go"] is False
+        assert (by_site["S02"]["go"], by_site["S03"]["go"]) == (True, True)
+        assert (by_site["S01"]["go"], by_site["S01"]["rooms"]["R02"]["go"]) == (False, False)
         assert "S01-R02-CAM1 not recording" in by_site["S01"]["detail"]
-        wait_for(lambda: len(stack.influx.rows('SELECT "go" FROM "readiness" WHERE "room" = \'_site\'')) == 3, 10,
-                 "readiness points")
+        wait_for(
+            lambda: len(stack.influx.rows('SELECT "go" FROM "readiness" WHERE "room" = \'_site\'')) == 3,
+            10,
+            "readiness points",
+        )
         with proc.store.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM readiness WHERE room = '_site'").scalar() == 3
     finally:
@@ -178,14 +194,20 @@ def test_acknowledge_from_the_cli_reaches_influx_and_mqtt(stack: Stack) -> None:
             out = proc.cli("ack", str(a["id"]), "--by", "王老师", "--comment", "power bureau called")
             assert out.returncode == 0, out.stderr
             assert "acknowledged" in proc.cli("list").stdout
-            wait_for(lambda: any(p["state"] == "acknowledged" for _, p in live["msgs"]), 10, "the ack on MQTT")
+            wait_for(
+                lambda: any(p["state"] == "acknowledged" for _, p in live["msgs"]), 10, "the ack on MQTT"
+            )
             ack = next(p for _, p in live["msgs"] if p["state"] == "acknowledged")
             assert (ack["by"], ack["comment"], ack["active"]) == ("王老师", "power bureau called", True)
             wait_for(lambda: influx_alarms(stack, "\"state\" = 'acknowledged'"), 10, "the ack in InfluxDB")
             hb.over.clear()
             wait_alarm(proc, "rule = 'power_mains_lost'", state="resolved")
         hist = lifecycle.history(proc.store, a["id"])
-        assert [(t.state, t.by) for t in hist] == [("firing", "rules"), ("acknowledged", "王老师"), ("resolved", "rules")]
+        assert [(t.state, t.by) for t in hist] == [
+            ("firing", "rules"),
+            ("acknowledged", "王老师"),
+            ("resolved", "rules"),
+        ]
     finally:
         proc.stop()
 
@@ -196,10 +218,14 @@ def test_sighup_reloads_rules_and_keeps_alarms(stack: Stack, paper_now: RulesPro
         paper_now.start()
         hb.over[JAM] = low(5.0)
         a = wait_alarm(paper_now, "rule = 'jammer_shielding'")
-        (paper_now.rules_dir / "gate.yaml").write_text("rules:\n  - {name: gate_offline, type: absence, timeout_s: 0}\n")
+        (paper_now.rules_dir / "gate.yaml").write_text(
+            "rules:\n  - {name: gate_offline, type: absence, timeout_s: 0}\n"
+        )
         paper_now.signal(signal.SIGHUP)
         wait_for(lambda: "rules not reloaded" in paper_now.log(), 10, "the broken reload to be refused")
-        (paper_now.rules_dir / "gate.yaml").write_text("rules:\n  - {name: gate_offline, type: absence, timeout_s: 4}\n")
+        (paper_now.rules_dir / "gate.yaml").write_text(
+            "rules:\n  - {name: gate_offline, type: absence, timeout_s: 4}\n"
+        )
         paper_now.signal(signal.SIGHUP)
         wait_for(lambda: "reloaded" in paper_now.log().split("rules not reloaded")[-1], 10, "the reload")
         hb.wait_rounds(3)
@@ -207,4 +233,18 @@ def test_sighup_reloads_rules_and_keeps_alarms(stack: Stack, paper_now: RulesPro
         assert alarms(paper_now.store, "rule = 'jammer_shielding'")[0]["state"] == "firing"
 
 
-__all__ = ["secrets"]
+
+
+
+def test_hysteresis_does_not_flap(stack: Stack, paper_now: RulesProcess) -> None:
+    with Heartbeat(stack, interval_s=0.2) as hb:
+        hb.wait_rounds(1)
+        paper_now.start()
+        for i in range(10):  # between the fire level (70 °C) and the clear level (65 °C), back and forth
+            hb.over[JAM] = {"temperature_c": 75.0 if i % 2 == 0 else 66.0}
+            hb.wait_rounds(1)
+        hb.over[JAM] = {"temperature_c": 60.0}
+        wait_alarm(paper_now, "rule = 'jammer_hot'", state="resolved")
+    states = [t["state"] for t in transitions(paper_now.store) if t["rule"] == "jammer_hot"]
+    assert states == ["firing", "resolved"]
+    wait_for(lambda: len(influx_alarms(stack, "\"rule\" = 'jammer_hot'")) == 2, 10, "two jammer_hot points")

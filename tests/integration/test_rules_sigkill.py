@@ -27,8 +27,17 @@ def mains(proc: RulesProcess) -> list[dict[str, Any]]:
 @pytest.mark.slow
 def test_sigkill_under_load_loses_and_repeats_nothing(stack: Stack) -> None:
     rules: dict[str, list[dict[str, Any]]] = {
-        **TEST_RULES, "power": [{"name": "power_mains_lost", "type": "threshold", "field": "mains_v",
-                                 "levels": [{"severity": "critical", "below": 187}], "clear": {"above": 200}}]}
+        **TEST_RULES,
+        "power": [
+            {
+                "name": "power_mains_lost",
+                "type": "threshold",
+                "field": "mains_v",
+                "levels": [{"severity": "critical", "below": 187}],
+                "clear": {"above": 200},
+            }
+        ],
+    }
     proc = RulesProcess(stack, timetable(time.time(), start_in_s=-60), rules)
     retained: dict[str, dict[str, Any]] = {}
 
@@ -43,10 +52,21 @@ def test_sigkill_under_load_loses_and_repeats_nothing(stack: Stack) -> None:
             hb.wait_rounds(1)
             proc.start()
             gw = {dev: stack.gateway(dev[:3]) for dev in POWER}
-            flood = threading.Thread(target=lambda: [
-                publish_all(gw[dev], [(device_topic(stack, dev), telemetry(dev, "power", mains_v=0.0 if i % 2 == 0
-                                                                           else 220.0)) for i in range(TOGGLES)])
-                for dev in POWER])
+            flood = threading.Thread(
+                target=lambda: [
+                    publish_all(
+                        gw[dev],
+                        [
+                            (
+                                device_topic(stack, dev),
+                                telemetry(dev, "power", mains_v=0.0 if i % 2 == 0 else 220.0),
+                            )
+                            for i in range(TOGGLES)
+                        ],
+                    )
+                    for dev in POWER
+                ]
+            )
             flood.start()
             wait_for(lambda: len(mains(proc)) >= 300, 60, "transitions before the kill", interval=0.05)
             proc.stop(signal.SIGKILL)
@@ -54,8 +74,12 @@ def test_sigkill_under_load_loses_and_repeats_nothing(stack: Stack) -> None:
             proc.start()
             flood.join(120)
             expected = TOGGLES * len(POWER)
-            wait_for(lambda: len(mains(proc)) >= expected, 120, f"{expected} transitions in the store",
-                     interval=0.2)
+            wait_for(
+                lambda: len(mains(proc)) >= expected,
+                120,
+                f"{expected} transitions in the store",
+                interval=0.2,
+            )
             time.sleep(0.5)  # anything beyond the expected count would be a repeat: give it a chance to show
             stored = mains(proc)
             assert killed_at < expected, "the kill came too late to test anything"
@@ -65,7 +89,9 @@ def test_sigkill_under_load_loses_and_repeats_nothing(stack: Stack) -> None:
                 assert states == ["firing", "resolved"] * (TOGGLES // 2)
 
             def influx_count() -> int:
-                rows = stack.influx.rows('SELECT count("alarm_id") FROM "alarm" WHERE "rule" = \'power_mains_lost\'')
+                rows = stack.influx.rows(
+                    'SELECT count("alarm_id") FROM "alarm" WHERE "rule" = \'power_mains_lost\''
+                )
                 return int(rows[0]["count"]) if rows else 0
 
             wait_for(lambda: influx_count() >= expected, 60, "every transition in InfluxDB", interval=0.2)
@@ -73,6 +99,8 @@ def test_sigkill_under_load_loses_and_repeats_nothing(stack: Stack) -> None:
             wait_for(lambda: all(t["sent"] for t in mains(proc)), 30, "the outbox to drain")
             for dev in POWER:
                 topic = f"exam/v1/_alarm/{dev[:3]}/power_mains_lost/{dev}"
-                wait_for(lambda t=topic: retained.get(t, {}).get("state") == "resolved", 10, f"{topic} resolved")
+                wait_for(
+                    lambda t=topic: retained.get(t, {}).get("state") == "resolved", 10, f"{topic} resolved"
+                )
     finally:
         proc.stop()
