@@ -29,3 +29,15 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, influx_server: Influx)
     s.mosquitto.start()
     yield s
     s.close()
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A stack with an InfluxDB of its own, so the test may stop it."""
+    server = Influx(tmp_path / "influxd")
+    server.start()
+    s = Stack(tmp_path / "stack", server, "faults")
+    s.mosquitto.start()
+    yield s
+    s.close()
+    server.kill()

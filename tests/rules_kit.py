@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import subprocess
@@ -22,7 +23,7 @@ from rules.engine import Engine
 from rules.rulesfile import RuleSet, load_dir
 from rules.types._base import observe
 from rules.world import World
-from tests.servers import wait_for
+from tests.servers import Postgres, wait_for
 from tests.stack import EXAMWATCH, _toml, device_topic, publish_all, telemetry
 
 
@@ -155,8 +156,23 @@ def engine(
     return eng
 
 
-def fresh_store_url(tmp: Path) -> str:
+_PG: list[Postgres] = []
+
+
+def _pg_server() -> str | None:
+    """``EXAMWATCH_TEST_PG``: a server URL, or ``start`` for a cluster of the tests' own (scripts/test)."""
     server = os.environ.get("EXAMWATCH_TEST_PG")
+    if server != "start":
+        return server
+    if not _PG:
+        _PG.append(Postgres())
+        _PG[0].start()
+        atexit.register(_PG[0].stop)
+    return _PG[0].url("").rstrip("/")
+
+
+def fresh_store_url(tmp: Path) -> str:
+    server = _pg_server()
     if not server:
         return f"sqlite:///{tmp / 'state.db'}"
     name = f"t_{secrets.token_hex(6)}"

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -251,3 +252,38 @@ class Kannel:
     def stop(self) -> None:
         for server in (self.smsc, self.smsbox, self.bearerbox):
             server.stop()
+
+
+def postgres_bin(name: str) -> str:
+    """Debian keeps PostgreSQL's server programs off PATH, under /usr/lib/postgresql/<version>/bin."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if found:
+        return str(found[-1])
+    return find_binary(name)
+
+
+class Postgres:
+    """A PostgreSQL cluster of its own on a free loopback port (as user ``postgres`` under root,
+    because initdb refuses root), with trust auth; ``url(db)`` names a database on it."""
+
+    def __init__(self) -> None:
+        # Not under pytest's tmp_path: its parents are private to root, and the server may run as postgres.
+        self.root = Path(tempfile.mkdtemp(prefix="examwatch-pg-"))
+        self.root.chmod(0o777)
+        self.port = free_port()
+        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self._ctl = [*self._as_user, postgres_bin("pg_ctl"), "-D", str(self.root / "data"),
+                     "-l", str(self.root / "pg.log"), "-w"]
+
+    def start(self) -> None:
+        subprocess.run([*self._as_user, postgres_bin("initdb"), "-D", str(self.root / "data"), "-U", "postgres",
+                        "-A", "trust"], check=True, capture_output=True)
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        subprocess.run([*self._ctl, "-o", opts, "start"], check=True, capture_output=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        subprocess.run([*self._ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -10,25 +10,11 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.servers import Influx, wait_for
+from tests.servers import wait_for
 from tests.stack import Stack, device_topic, publish_all, telemetry
-
-
-@pytest.fixture
-def own_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    """A stack with an InfluxDB of its own, so the test may stop it."""
-    server = Influx(tmp_path / "influxd")
-    server.start()
-    s = Stack(tmp_path / "stack", server, "faults")
-    s.mosquitto.start()
-    yield s
-    s.close()
-    server.kill()
 
 
 class Load:
