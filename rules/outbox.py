@@ -1,5 +1,7 @@
 """Send what the store holds and has not sent: alarm transitions and readiness roll-ups.
 
+MQTT is published before InfluxDB is written, so alarms reach the notifier while InfluxDB is down.
+
 Every transition goes to InfluxDB (measurement ``alarm``) and, retained, to MQTT
 ``exam/v1/_alarm/{site}/{rule}/{subject}``; every readiness row to InfluxDB (``readiness``) and
 ``exam/v1/_readiness/{site}``. A row is marked sent only after both accepted it, so a crash
@@ -112,6 +114,7 @@ class Outbox:
         the outbox marks them itself."""
         self.store, self.influx, self.publish, self.mark_sent = store, influx, publish, mark_sent
         self._handed: tuple[set[int], set[int]] = (set(), set())
+        self._published: tuple[set[int], set[int]] = (set(), set())  # on MQTT, not yet in InfluxDB
         self.poll_s, self.batch = poll_s, batch
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -187,20 +190,30 @@ class Outbox:
             )
         if not trans and not ready:
             return False
-        lines = [alarm_line(m) for m in trans] + [readiness_line(m) for m in ready]
-        self.influx.write(b"\n".join(lines))
+        # MQTT first: it is the notifier's (the SMS's) path, and must not wait for, or on, InfluxDB.
+        # What was published stays remembered, so an InfluxDB outage does not re-publish it on
+        # every retry (after a restart it is published once more: retained and idempotent by seq).
+        pub_t, pub_r = self._published
+        new_t = [m for m in trans if m["id"] not in pub_t]
+        new_r = [m for m in ready if m["id"] not in pub_r]
         waits = [
-            self.publish(alarm_topic(m["site"], m["rule"], m["subject"]), alarm_payload(m)) for m in trans
+            self.publish(alarm_topic(m["site"], m["rule"], m["subject"]), alarm_payload(m)) for m in new_t
         ]
         waits += [
             self.publish(
-                readiness_topic(site), self._readiness_payload(site, [m for m in ready if m["site"] == site])
+                readiness_topic(site), self._readiness_payload(site, [m for m in new_r if m["site"] == site])
             )
-            for site in sorted({m["site"] for m in ready})
+            for site in sorted({m["site"] for m in new_r})
         ]
         for acknowledged in waits:
             acknowledged()
+        pub_t.update(m["id"] for m in new_t)
+        pub_r.update(m["id"] for m in new_r)
+        lines = [alarm_line(m) for m in trans] + [readiness_line(m) for m in ready]
+        self.influx.write(b"\n".join(lines))
         t_ids, r_ids = [m["id"] for m in trans], [m["id"] for m in ready]
+        pub_t.difference_update(t_ids)
+        pub_r.difference_update(r_ids)
         if self.mark_sent is not None:
             self.mark_sent(t_ids, r_ids)
             handed_t.update(t_ids)
