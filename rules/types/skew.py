@@ -1,7 +1,16 @@
 """skew: a device clock off by more than ``warn_s`` (default 2 s) is a warning.
 
-skew = receive time − device timestamp. It clears below ``clear_s`` (hysteresis), so a clock
-hovering at the limit does not flap.
+skew = receive time − device timestamp − transport delay. It clears below ``clear_s``
+(hysteresis), so a clock hovering at the limit does not flap.
+
+The transport delay matters when the engine reads a backlog (after a restart, a broker outage,
+or under load): every message then looks seconds late, and every device would be warned about.
+So the rule estimates the delay as the median raw skew of the last messages of this kind, from
+at least 16 devices, and subtracts it when it is positive; a device whose clock is off stands out
+from that baseline. A warning also needs ``confirm`` (2) reports in a row beyond the limit, so
+the first reports of a backlog, read before the baseline exists, raise nothing: a device's next
+report comes after a whole round of the others. The cost: if most of a kind's devices share one wrong clock (a bad NTP
+server) and are behind, they hide each other; ahead, or a single drifting device, is always seen.
 
 ```yaml
 - {name: camera_clock, type: skew, severity: warning, warn_s: 2, clear_s: 1.5}
@@ -10,6 +19,9 @@ hovering at the limit does not flap.
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
+from functools import cached_property
 from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
@@ -24,6 +36,7 @@ class SkewConfig(RuleConfig):
     severity: Severity = Severity.WARNING
     warn_s: float = Field(default=2.0, gt=0, le=86_400)
     clear_s: float | None = Field(default=None, gt=0, description="clears below this; default warn_s")
+    confirm: int = Field(default=2, ge=1, le=10, description="reports in a row beyond warn_s before warning")
 
     @model_validator(mode="after")
     def _order(self) -> Self:
@@ -32,10 +45,11 @@ class SkewConfig(RuleConfig):
         return self
 
 
-def evaluate(cfg: SkewConfig, active: bool, skew_s: float) -> tuple[bool, Finding | None]:
-    """New state (active or not) and what to say, for one message's clock skew."""
+def evaluate(cfg: SkewConfig, active: bool, skew_s: float, beyond: int = 1) -> tuple[bool, Finding | None]:
+    """New state (active or not) and what to say, for one message's clock skew; ``beyond`` counts
+    this device's reports in a row (this one included) beyond ``warn_s``."""
     off = abs(skew_s)
-    if not active and off > cfg.warn_s:
+    if not active and off > cfg.warn_s and beyond >= cfg.confirm:
         return True, Finding(
             True, cfg.severity, f"device clock off by {skew_s:+.1f} s (limit {cfg.warn_s:g} s)"
         )
@@ -47,20 +61,63 @@ def evaluate(cfg: SkewConfig, active: bool, skew_s: float) -> tuple[bool, Findin
     return active, None
 
 
+class Baseline:
+    """The median raw skew of recent messages from many devices: the transport delay, when positive."""
+
+    WINDOW, MIN_DEVICES, EVERY = 257, 16, 64
+
+    def __init__(self) -> None:
+        self._recent: deque[tuple[str, float]] = deque(maxlen=self.WINDOW)
+        self._count = 0
+        self.delay_s = 0.0
+
+    def add(self, device: str, skew_s: float) -> float:
+        """Record one message's raw skew; return the current delay estimate."""
+        self._recent.append((device, skew_s))
+        self._count += 1
+        if self._count < self.EVERY or self._count % self.EVERY == 0:
+            if len({d for d, _ in self._recent}) >= self.MIN_DEVICES:
+                self.delay_s = max(0.0, statistics.median(s for _, s in self._recent))
+            else:
+                self.delay_s = 0.0
+        return self.delay_s
+
+
 class SkewRule(Rule[SkewConfig]):
+    @cached_property
+    def _baseline(self) -> Baseline:
+        return Baseline()
+
+    @cached_property
+    def _beyond(self) -> dict[str, int]:
+        """Reports in a row beyond warn_s, per state key (transient: a restart starts counting anew)."""
+        return {}
+
     def on_message(self, obs: Observation) -> list[Verdict]:
         if obs.ref.kind != self.kind or obs.msg is None:
             return []
-        active = bool(self.state.get(state_key(obs)))
-        new, finding = evaluate(self.cfg, active, obs.recv_s - obs.msg.ts / 1000)
+        raw = obs.recv_s - obs.msg.ts / 1000
+        delay = self._baseline.add(obs.ref.id, raw)
+        key = state_key(obs)
+        beyond = self._beyond.get(key, 0) + 1 if abs(raw - delay) > self.cfg.warn_s else 0
+        if beyond:
+            self._beyond[key] = beyond
+        else:
+            self._beyond.pop(key, None)
+        active = bool(self.state.get(key))
+        new, finding = evaluate(self.cfg, active, raw - delay, beyond)
         if new != active:
-            self.put(state_key(obs), True if new else None)
+            self.put(key, True if new else None)
         return [] if finding is None else [finding.on(Subject.device(obs.ref), obs.drill)]
 
 
-def _step(skew_s: float) -> Any:
+def _step(skew_s: float, reports: int) -> Any:
     def step(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
-        return rule.on_message(observe(world, "S01-R01-CAM1", now, ts_s=now - skew_s, recording=True))
+        out: list[Verdict] = []
+        for i in range(reports):
+            t = now + i * 0.1
+            out += rule.on_message(observe(world, "S01-R01-CAM1", t, ts_s=t - skew_s, recording=True))
+        return out
 
     return step
 
@@ -69,5 +126,5 @@ TYPE = RuleType(
     "skew",
     SkewConfig,
     SkewRule,
-    Contract("camera", {"name": "clock", "type": "skew"}, _step(3.5), _step(0.2)),
+    Contract("camera", {"name": "clock", "type": "skew"}, _step(3.5, 2), _step(0.2, 1)),
 )
