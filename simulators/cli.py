@@ -77,7 +77,7 @@ def run_engine(engine: Engine, links: int, duration_s: float, quiet: bool) -> St
 
 
 @app.callback()
-def simulate(  # noqa: PLR0917 - typer passes options as parameters
+def simulate(
     config: ConfigOption = None,
     inventory: InventoryOption = None,
     mode: ModeOption = Mode.GATEWAY,
