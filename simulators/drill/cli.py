@@ -50,8 +50,9 @@ def run(
 ) -> None:
     """Run a drill scenario: inject its faults into a simulated district, then score what was seen.
 
-    Every payload is tagged "drill": true and each fault is injected at its time. The timetable is shifted so the drill starts now; --speed compresses it (scoring a live rules
-    engine wants --speed 1). Until the rules engine exists the score is taken from what ingest
+    Every payload is tagged "drill": true and each fault is injected at its time. The timetable
+    is shifted so the drill starts now; --speed compresses it (scoring a live rules engine wants
+    --speed 1). Until the rules engine exists the score is taken from what ingest
     stored in InfluxDB (--source ingest): faulty values present, silence, rejections. Exit code 1
     when any fault went unseen, 2 for a bad scenario or settings, 3 when the broker refuses us.
     """

@@ -38,7 +38,8 @@ def test_compressed_exam_morning_has_the_timetable_shape(stack: Stack, tmp_path:
     jam = stack.influx.rows('SELECT "on", "rf_dbm_n78" FROM "jammer"')
     before = [r for r in jam if r["time"] < start - 15 * MIN]
     during = [r for r in jam if start - 15 * MIN <= r["time"]]
-    assert before and during
+    assert before
+    assert during
     assert not any(r["on"] for r in before), "a jammer was on more than 15 min before the paper"
     assert all(r["on"] and r["rf_dbm_n78"] > 20 for r in during), "a jammer was off from 15 min before the paper"
 
@@ -54,8 +55,10 @@ def test_compressed_exam_morning_has_the_timetable_shape(stack: Stack, tmp_path:
     power = stack.influx.rows('SELECT "mains_v" FROM "power"')
     assert all(209 <= r["mains_v"] <= 231 for r in power)
     battery = stack.influx.rows('SELECT first("battery_pct"), last("battery_pct") FROM "detector" GROUP BY "device"')
-    assert battery and all(b["last"] < b["first"] for b in battery), "handheld batteries did not drain"
+    assert len(battery) == 9
+    assert all(b["last"] < b["first"] for b in battery), "handheld batteries did not drain"
     cams = stack.influx.rows('SELECT min("fps"), max("fps") FROM "camera"')[0]
     assert 24 < cams["min"] <= cams["max"] < 26
     switched = stack.influx.rows('SELECT "on" FROM "jammer_event"')
-    assert len(switched) == 12 and all(r["on"] for r in switched)  # 3 room jammers and 1 rest room a site
+    assert len(switched) == 12
+    assert all(r["on"] for r in switched)

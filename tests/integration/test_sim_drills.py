@@ -1,0 +1,69 @@
+"""Every shipped drill scenario runs against real mosquitto, ingest and InfluxDB, and is scored."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.stack import EXAMWATCH, Stack
+
+SCENARIOS = sorted(Path("config/scenarios").glob("*.yaml"))
+
+
+def drill(stack: Stack, scenario: Path, report: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXAMWATCH, "drill", "run", str(scenario), "--config", str(stack.config), "--quiet",
+         "--speed", "300", "--interval", "60", "--json", str(report), *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_shipped_scenario_runs_and_every_fault_is_seen(stack: Stack, tmp_path: Path, scenario: Path) -> None:
+    stack.start_ingest()
+    out = drill(stack, scenario, tmp_path / "report.json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["scored_against"].startswith("ingest evidence")
+    assert report["unseen"] == 0
+    for fault in report["faults"]:
+        assert fault["detected"], fault
+        assert fault["cleared"], fault
+        assert fault["time_to_detect_s"] is not None
+        assert fault["time_to_notify_s"] is None  # nobody notifies until the rules engine exists
+    assert "PASS" in out.stdout
+    # Drill traffic is tagged as such.
+    assert stack.count("camera", "\"drill\" = 'true'") > 0
+    assert stack.count("camera", "\"drill\" != 'true'") == 0
+
+
+def test_exam_morning_faults_are_in_the_data(stack: Stack, tmp_path: Path) -> None:
+    stack.start_ingest()
+    out = drill(stack, Path("config/scenarios/exam-morning.yaml"), tmp_path / "r.json", "--mode", "device")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = stack.influx.rows
+    assert rows('SELECT min("mains_v") FROM "power" WHERE "device" = \'S01-VAULT-PWR1\'')[0]["min"] == 0
+    assert rows('SELECT "lost" FROM "power_event"')[0]["lost"] is True
+    n79 = rows('SELECT "rf_dbm_n79", "rf_dbm_n78" FROM "jammer" WHERE "device" = \'S01-R03-JAM1\' AND "rf_dbm_n79" = 0')
+    assert len(n79) >= 4
+    assert all(r["rf_dbm_n78"] > 20 for r in n79)  # only the one band fell
+    assert rows('SELECT count("tamper") FROM "camera" WHERE "tamper" = true')[0]["count"] >= 4
+    rejects = {r["reason"] for r in rows('SELECT "reason", "device" FROM "ingest_reject"')}
+    assert {"unknown_device", "not_json"} <= rejects
+    # In device mode a silenced device leaves by its Last Will: the broker published "offline".
+    offline = rows('SELECT "online" FROM "device_status" WHERE "device" = \'S02-R01-CAM2\' AND "online" = false')
+    assert offline
+    cut = rows('SELECT count("online") FROM "device_status" WHERE "site" = \'S03\' AND "online" = false')
+    assert cut[0]["count"] >= 25
+
+
+def test_unseen_fault_fails_the_drill(stack: Stack, tmp_path: Path) -> None:
+    """With no ingest running nothing is stored, so every fault is unseen and the exit code is 1."""
+    out = drill(stack, Path("config/scenarios/power.yaml"), tmp_path / "r.json")
+    assert out.returncode == 1, out.stdout + out.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["unseen"] == 1
+    assert report["verdict"].startswith("FAIL")
