@@ -86,6 +86,7 @@ class DeviceSim:
     prefix: str = ""
     battery: float = 100.0
     last_on: bool | None = None
+    announced: bool = False
     effects: list[Effect] = field(default_factory=list)  # drill faults acting on this device
     window: tuple[float, float] | None = None  # a rogue device reports only inside this window
 
