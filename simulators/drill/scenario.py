@@ -256,7 +256,8 @@ class Scenario(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
     title: str = Field(min_length=1, max_length=120)
     description: str = ""
-    paper: str | None = Field(default=None, description="anchor paper id (default: the timetable's first)")
+    paper: str | None = Field(default=None, validate_default=True,
+                              description="anchor paper id (default: the timetable's first)")
     interval: int = Field(default=30, ge=1, le=600, description="simulated seconds between a device's reports")
     warmup: Length = Field(default=timedelta(minutes=10), description="normal traffic before the first fault")
     tail: Length = Field(default=timedelta(minutes=10), description="normal traffic after the last fault")
