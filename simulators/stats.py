@@ -39,11 +39,13 @@ class Stats:
     started: float = 0.0
     finished: float = 0.0
     peak_rss_mb: float = 0.0
+    rss_start_mb: float = 0.0   # once connected, before the first report
 
     def start(self, devices: int, interval_wall_s: float) -> None:
         self.devices = devices
         self.nominal_msg_s = devices / interval_wall_s
         self.started = time.time()
+        self.rss_start_mb = round(rss_mb(), 1)
 
     def lag(self, seconds: float) -> None:
         """Record one report sent ``seconds`` after it was due."""

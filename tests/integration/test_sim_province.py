@@ -64,14 +64,15 @@ def test_province_holds_its_cadence_for_two_minutes(tmp_path: Path, influx_serve
         print(f"\nprovince: {run['devices']} devices, {run['reports']} reports in {run['elapsed_s']} s "
               f"({run['report_rate']} reports/s, nominal {run['nominal_msg_s']:.0f}/s), lag p99 ≤ "
               f"{run['lag_p99_le_s']} s, max {run['max_lag_s']:.2f} s, peak RSS {run['peak_rss_mb']} MB, "
-              f"RSS at the end {run['rss_mb']} MB")
+              f"RSS {run['rss_start_mb']} MB at the start, {run['rss_mb']} MB at the end")
         assert run["devices"] == devices == SITES * (13 + 4 * ROOMS)
         assert run["reports"] == 2 * devices, "every device reports once a minute for 2 minutes"
         assert run["dropped"] == 0
         assert run["lag_p99_le_s"] <= 10.0, "reports fell behind their 60 s cadence"
         assert run["report_rate"] >= 0.95 * run["nominal_msg_s"]
         assert run["peak_rss_mb"] < 2000
-        assert run["rss_mb"] <= run["peak_rss_mb"]  # the peak is the inventory load, not growth while running
+        # Memory is bounded: what the run adds after connecting is small and does not grow with time.
+        assert run["rss_mb"] < run["rss_start_mb"] + 150
         wait_for(lambda: received["n"] >= 2 * devices, 60, "every telemetry report at the broker's subscriber")
     finally:
         counter.disconnect()
