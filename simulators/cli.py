@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import signal
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from simulators.engine import Engine, Mode, Options
 from simulators.progress import reporter
 from simulators.stats import Stats
 
-app = typer.Typer(help="Simulate a district's devices.", invoke_without_command=True)
+app = typer.Typer(invoke_without_command=True)
 
 InventoryOption = Annotated[
     Path | None, typer.Option(help="inventory file (default: the settings' inventory)")]
@@ -59,6 +60,19 @@ def day_or_exit(
         return start_day(tt, paper, timedelta(minutes=lead_min), speed, real_clock)
     except KeyError:
         fail(f"--paper {paper}: no such paper in the timetable ({', '.join(p.id for p in tt.papers)})")
+
+
+def fds_or_exit(mode: Mode, devices: int) -> None:
+    """In device mode every device holds a socket: raise the soft fd limit, or refuse clearly."""
+    if mode is not Mode.DEVICE:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = devices + 256
+    if soft < wanted <= hard or (soft < wanted and hard == resource.RLIM_INFINITY):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    elif soft < wanted:
+        fail(f"--mode device needs {wanted} file descriptors for {devices} devices, the limit is {hard}: "
+             "use --mode gateway (one connection per site) or raise `ulimit -n`")
 
 
 def run_engine(engine: Engine, links: int, duration_s: float, quiet: bool) -> Stats:
@@ -100,8 +114,11 @@ def simulate(
 
     Time: unless --real-clock, the timetable is shifted so that the moment --lead minutes before
     --paper is now, and simulated time runs --speed times faster than the wall clock. Device
-    timestamps are simulated time; the run is refused when it would run further ahead of the
-    wall clock than ingest accepts (ingest.max_clock_offset_s).
+    timestamps are simulated time, so in a compressed run each point's skew_ms is how far the
+    simulated day has run ahead of the wall clock, not a clock fault (run at --speed 1 to exercise
+    clock rules); the run is refused when it would run further ahead than ingest accepts
+    (ingest.max_clock_offset_s, 24 h). Progress (simulated time, rate, lag, memory) is shown on
+    stderr; --stats writes the figures as JSON.
 
     Identities: --mode gateway sends through one connection per site (user gw-<site>), which is
     what scales to a province (1,000 connections for 100k devices); --mode device gives every
@@ -110,9 +127,13 @@ def simulate(
     """
     settings, inv, tt = load_world(config, inventory)
     clock, shifted = day_or_exit(tt, paper, lead, speed, real_clock)
-    problem = check_span(duration * 60, speed, settings.ingest.max_clock_offset_s) if duration else None
+    if speed > 1 and not duration:
+        fail("--speed above 1 needs --duration: a compressed run without end would run ahead of the wall clock "
+             "until ingest refuses its timestamps")
+    problem = check_span(duration * 60, speed, settings.ingest.max_clock_offset_s)
     if problem:
         fail(problem)
+    fds_or_exit(mode, len(inv.devices))
     engine = Engine(settings, inv, shifted, clock, Options(mode, interval, duration * 60, drill))
     links = len(inv.sites) if mode is Mode.GATEWAY else len(inv.devices)
     result = run_engine(engine, links, duration * 60, quiet)

@@ -44,6 +44,7 @@ class Options:
     duration_s: float = 0.0     # simulated seconds to run; 0 = until stopped
     drill: bool = False         # tag every payload "drill": true
     seed: int = 1
+    start_at: float | None = None  # simulated start (a drill's faults are timed from it); None = now
 
 
 @dataclass
@@ -224,7 +225,8 @@ class Engine:
         # them again and again (at province scale a full collection pass took seconds).
         gc.collect()
         gc.freeze()
-        t0 = self.clock.now()
+        # A drill starts where its faults were timed from, catching up on the connection time.
+        t0 = self.options.start_at if self.options.start_at is not None else self.clock.now()
         end = t0 + self.options.duration_s if self.options.duration_s else 0.0
         self.stats.start(len(self.devices), self.options.interval_s / self.clock.speed)
         misc = asyncio.create_task(serve(links, self._stop))

@@ -11,7 +11,7 @@ from rich.console import Console
 from examwatch.cli import ConfigOption, fail
 from examwatch.datafile import DataFileError
 from examwatch.influx import Influx, InfluxUnavailable
-from simulators.cli import InventoryOption, ModeOption, SpeedOption, load_world, run_engine
+from simulators.cli import InventoryOption, ModeOption, SpeedOption, fds_or_exit, load_world, run_engine
 from simulators.drill import scenario as sc
 from simulators.drill.evidence import SOURCES
 from simulators.drill.runner import describe, prepare, score, settle
@@ -63,6 +63,7 @@ def run(
         s = sc.load(scenario, inv, tt)
     except DataFileError as exc:
         fail(str(exc))
+    fds_or_exit(mode, len(inv.devices))
     drill = prepare(settings, inv, tt, s, mode, speed, interval)
     console = Console(stderr=True)
     console.print(describe(drill))

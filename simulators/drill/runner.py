@@ -43,7 +43,8 @@ def prepare(
     paper_start = clock.sim0 - scenario.first.total_seconds()
     cadence = interval or scenario.interval
     length = (scenario.last - scenario.first).total_seconds()
-    engine = Engine(settings, inventory, shifted, clock, Options(mode, cadence, length, drill=True))
+    engine = Engine(settings, inventory, shifted, clock,
+                    Options(mode, cadence, length, drill=True, start_at=clock.sim0))
     runs = []
     for fault in scenario.faults:
         start = paper_start + fault.at.total_seconds()

@@ -95,3 +95,10 @@ def test_drill_check_cli_names_line_and_field(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert f"{bad}:7: faults[0].offline.for:" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_compressed_simulation_without_an_end_is_refused() -> None:
+    out = subprocess.run([EXAMWATCH, "simulate", "--speed", "60"], capture_output=True, text=True,
+                         env={"EXAMWATCH_MODE": "demo", "PATH": "/usr/bin:/bin"}, check=False)
+    assert out.returncode == 2
+    assert "--speed above 1 needs --duration" in out.stderr
