@@ -10,7 +10,7 @@ from rich.console import Console
 
 from examwatch.cli import ConfigOption, fail
 from examwatch.datafile import DataFileError
-from examwatch.influx import Influx, InfluxUnavailable
+from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from simulators.cli import InventoryOption, ModeOption, SpeedOption, fds_or_exit, load_world, run_engine
 from simulators.drill import scenario as sc
 from simulators.drill.evidence import SOURCES
@@ -74,8 +74,8 @@ def run(
         if not settle(influx, drill):
             console.print("warning: ingest had not stored the drill's last reports after 30 s")
         report = score(drill, SOURCES[source](influx), speed)
-    except InfluxUnavailable as exc:
-        fail(f"cannot read the results: {exc}", code=3)
+    except (InfluxUnavailable, InfluxRejected) as exc:
+        fail(f"cannot read the results from InfluxDB: {exc}", code=3)
     report.print(Console())
     if json_path is not None:
         report.write_json(json_path)
