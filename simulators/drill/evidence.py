@@ -155,7 +155,8 @@ class IngestEvidence:
         before = [t for t in times if t < run.start]
         detected = (before[-1] if before else run.start) + 2 * run.interval_s
         cleared = next((t for t in times if t >= run.end), None)
-        return Observation(detected, cleared_at=cleared, evidence=f"no points from {run.start:.0f} to {run.end:.0f}")
+        return Observation(detected, cleared_at=cleared,
+                           evidence=f"no points for {(run.end - run.start) / 60:.0f} min, {len(times)} around it")
 
     def _rejects(self, run: FaultRun, device: str, reason: str, *, cleared_by_points: bool) -> Observation:
         wall = run.clock.wall_at
