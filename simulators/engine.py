@@ -68,6 +68,7 @@ class Engine:
         options: Options,
     ) -> None:
         self.settings = settings
+        self.timetable = timetable
         self.clock = clock
         self.options = options
         self.stats = Stats()

@@ -11,6 +11,7 @@ from rich.console import Console
 from examwatch.cli import ConfigOption, fail
 from examwatch.datafile import DataFileError
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
+from simulators import timetable_out as timetable_mod
 from simulators.cli import InventoryOption, ModeOption, SpeedOption, fds_or_exit, load_world, run_engine
 from simulators.drill import scenario as sc
 from simulators.drill.evidence import SOURCES
@@ -47,6 +48,9 @@ def run(
                                              "(the rules engine's alarm measurement)")] = "ingest",
     json_path: Annotated[Path | None, typer.Option("--json", help="also write the report here as JSON")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+    write_timetable: Annotated[
+        Path | None, typer.Option(help="write the timetable shifted to this drill's day here, for the rules engine")
+    ] = None,
 ) -> None:
     """Run a drill scenario: inject its faults into a simulated district, then score what was seen.
 
@@ -67,6 +71,9 @@ def run(
     drill = prepare(settings, inv, tt, s, mode, speed, interval)
     console = Console(stderr=True)
     console.print(describe(drill))
+    if write_timetable is not None:
+        timetable_mod.dump(drill.engine.timetable, write_timetable)
+        console.print(f"wrote the drill's timetable to {write_timetable}")
     influx = Influx(settings.influx)
     links = len(inv.sites) if mode is Mode.GATEWAY else len(inv.devices)
     run_engine(drill.engine, links, drill.end - drill.start, quiet)

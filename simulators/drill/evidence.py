@@ -35,6 +35,7 @@ class FaultRun:
     """A fault as it ran: its spec, its simulated window, and the drill's clock and cadence."""
 
     fault: sc.Fault
+    expect: sc.Expect
     start: float
     end: float
     site: str
@@ -192,13 +193,14 @@ class InfluxAlarms:
         self.influx = influx
 
     def observe(self, run: FaultRun) -> Observation:
-        expect = run.fault.expected
+        expect = run.expect
         rows = self.influx.rows(
             'SELECT "state", "active" FROM "alarm" WHERE "rule" = $rule AND "subject" = $subject AND '
             f"\"drill\" = 'true' AND time >= {_ms(run.start - 60)}ms AND time < {_ms(run.end + run.tail_s)}ms",
             {"rule": expect.rule, "subject": run.subject},
         )
-        raised = next((r["time"] / 1000 for r in rows if r["active"]), None)
+        # pending (the condition has not yet held for the rule's `for`) is not yet an alarm
+        raised = next((r["time"] / 1000 for r in rows if r["active"] and r["state"] != "pending"), None)
         if raised is None:
             return Observation(None, evidence=f"no {expect.rule} alarm for {run.subject}")
 

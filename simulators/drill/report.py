@@ -44,7 +44,7 @@ class FaultScore:
 
     @classmethod
     def of(cls, index: int, run: FaultRun, obs: Observation) -> FaultScore:
-        expect = run.fault.expected
+        expect = run.expect
         return cls(
             index, run.fault.type, run.site, run.subject, _iso(run.start), _iso(run.end), expect.rule,
             expect.severity.value, obs.detected_at is not None, _after(obs.detected_at, run.start),

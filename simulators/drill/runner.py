@@ -50,13 +50,16 @@ def prepare(
         start = paper_start + fault.at.total_seconds()
         end = start + fault.duration.total_seconds()
         faults.install(fault, engine, start, end)
+        kind: str | None = None
         if isinstance(fault, sc.NetworkCut):
             site, subject = fault.site, fault.site
         elif isinstance(fault, sc.RogueDevice):
             site, subject = fault.site, fault.device
         else:
-            site, subject = inventory.devices[fault.device].site, fault.device
-        runs.append(FaultRun(fault, start, end, site, subject, clock, cadence, scenario.tail.total_seconds()))
+            ref = inventory.devices[fault.device]
+            site, subject, kind = ref.site, fault.device, ref.kind
+        runs.append(FaultRun(fault, fault.expected(kind), start, end, site, subject, clock, cadence,
+                             scenario.tail.total_seconds()))
     return Drill(scenario, engine, runs, clock.sim0, clock.sim0 + length)
 
 

@@ -74,9 +74,12 @@ class _Fault(_Strict):
     device_kind: ClassVar[Kind | None] = None
     default_expect: ClassVar[Expect]
 
-    @property
-    def expected(self) -> Expect:
-        return self.expect or self.default_expect
+    def expected(self, kind: str | None = None) -> Expect:
+        """The alarm expected for this fault on a device of ``kind`` (the names in config/rules/)."""
+        return self.expect or self.default_for(kind)
+
+    def default_for(self, kind: str | None) -> Expect:
+        return self.default_expect
 
     @property
     def kind_name(self) -> str:
@@ -127,7 +130,7 @@ class BandDown(_DeviceFault):
     band: Band = Band.N78
     dbm: float = Field(default=0.0, ge=-60, le=20, description="the band's RF output during the fault")
     device_kind = Kind.JAMMER
-    default_expect = Expect(rule="jammer_band_low", severity=Severity.CRITICAL)
+    default_expect = Expect(rule="jammer_shielding", severity=Severity.CRITICAL)
 
     @field_validator("band")
     @classmethod
@@ -150,6 +153,11 @@ class Offline(_DeviceFault):
 
     type: Literal["offline"] = "offline"
     default_expect = Expect(rule="device_offline", severity=Severity.MAJOR)
+
+    def default_for(self, kind: str | None) -> Expect:
+        if kind is None:
+            return self.default_expect
+        return Expect(rule=f"{kind}_offline", severity=Severity.CRITICAL if kind == Kind.POWER else Severity.MAJOR)
 
 
 class Tamper(_DeviceFault):
@@ -199,6 +207,9 @@ class ClockDrift(_DeviceFault):
     type: Literal["clock_drift"] = "clock_drift"
     offset: Offset = Field(description="how far the clock is off, e.g. +3m")
     default_expect = Expect(rule="clock_offset", severity=Severity.WARNING)
+
+    def default_for(self, kind: str | None) -> Expect:
+        return self.default_expect if kind is None else Expect(rule=f"{kind}_clock", severity=Severity.WARNING)
 
     @field_validator("offset")
     @classmethod

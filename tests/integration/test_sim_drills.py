@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from examwatch.influx import Influx
+from examwatch.timetable import load as load_timetable
 from simulators.clock import SimClock
 from simulators.drill import scenario as sc
 from simulators.drill.evidence import FaultRun, InfluxAlarms
@@ -67,13 +69,18 @@ def test_exam_morning_faults_are_in_the_data(stack: Stack, tmp_path: Path) -> No
 def test_unseen_fault_fails_the_drill(stack: Stack, tmp_path: Path) -> None:
     """Scored against alarms while no rules engine runs: the fault is unseen and the exit code is 1."""
     stack.start_ingest()
-    out = drill(stack, Path("config/scenarios/power.yaml"), tmp_path / "r.json", "--source", "alarms")
+    tt = tmp_path / "timetable.yaml"
+    out = drill(stack, Path("config/scenarios/power.yaml"), tmp_path / "r.json", "--source", "alarms",
+                "--write-timetable", str(tt))
     assert out.returncode == 1, out.stdout + out.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["unseen"] == 1
     assert report["faults"][0]["expected_rule"] == "power_mains_lost"
     assert report["scored_against"].startswith("alarms")
     assert report["verdict"].startswith("FAIL")
+    # The drill's day is today: the anchor paper starts within the drill's warmup of its start.
+    chinese = next(p for p in load_timetable(tt).papers if p.id == "d1-chinese")
+    assert 0 < chinese.start.timestamp() - time.time() < 3600
 
 
 def test_alarm_source_scores_detect_notify_ack_and_clear(stack: Stack, tmp_path: Path) -> None:
@@ -83,10 +90,10 @@ def test_alarm_source_scores_detect_notify_ack_and_clear(stack: Stack, tmp_path:
     t0 = 1_800_000_000.0
     tags = "rule=power_mains_lost,severity=critical,site=S01,subject=S01-VAULT-PWR1,drill=true"
     lines = [f'alarm,{tags} state="{state}",active={active},message="m" {int((t0 + dt) * 1e9)}'
-             for state, active, dt in (("active", "true", 40), ("notified", "true", 42), ("acknowledged", "true", 90),
-                                       ("resolved", "false", 330))]
+             for state, active, dt in (("pending", "true", 35), ("firing", "true", 40), ("notified", "true", 42),
+                                       ("acknowledged", "true", 90), ("resolved", "false", 330))]
     influx.write("\n".join(lines).encode())
     fault = sc.MainsLost(device="S01-VAULT-PWR1", at="-50m", duration="5m")
-    run = FaultRun(fault, t0, t0 + 300, "S01", "S01-VAULT-PWR1", SimClock(t0, t0), 30, 300)
+    run = FaultRun(fault, fault.expected("power"), t0, t0 + 300, "S01", "S01-VAULT-PWR1", SimClock(t0, t0), 30, 300)
     obs = InfluxAlarms(influx).observe(run)
     assert (obs.detected_at, obs.notified_at, obs.acked_at, obs.cleared_at) == (t0 + 40, t0 + 42, t0 + 90, t0 + 330)

@@ -12,7 +12,7 @@ import pytest
 from examwatch import inventory, timetable
 from examwatch.kinds import KINDS
 from examwatch.settings import load_settings
-from simulators import behaviour
+from simulators import behaviour, timetable_out
 from simulators.behaviour import DeviceSim, SiteDay
 from simulators.clock import SimClock, check_span, start_day
 from simulators.drill import faults
@@ -142,3 +142,10 @@ def test_fault_effects_change_what_the_device_sends() -> None:
     raw = _effect_payloads(bug, "S01-R01-CAM1", t)[0]
     assert isinstance(raw, bytes)
     assert b"NaN" in raw
+
+
+def test_a_shifted_timetable_is_written_as_a_file_that_loads_back(tmp_path: Path) -> None:
+    _, shifted = start_day(TT, None, timedelta(minutes=75), 1, real_clock=False)
+    path = tmp_path / "drill-timetable.yaml"
+    timetable_out.dump(shifted, path)
+    assert timetable.load(path) == shifted
