@@ -10,7 +10,9 @@ cleared (or None for each that did not happen). Two sources exist:
   Nobody is notified and nobody acknowledges, so those times stay empty.
 - :class:`InfluxAlarms`: the rules engine's ``alarm`` measurement (tags rule, severity, site,
   subject, drill; fields state, active, message), matched by the fault's expected rule and
-  subject. Alarm times are taken as simulated time, which is wall time at ``--speed 1``.
+  subject, drill-marked or not (the evidence says which). The rules engine stamps alarms with
+  its own wall clock, so this source is meaningful at ``--speed 1``, where simulated time is
+  wall time.
 
 Times are simulated epoch seconds. Points stamped by ingest's receive time (rejections, device
 status) are mapped back to simulated time with the drill's clock.
@@ -195,21 +197,24 @@ class InfluxAlarms:
     def observe(self, run: FaultRun) -> Observation:
         expect = run.expect
         rows = self.influx.rows(
-            'SELECT "state", "active" FROM "alarm" WHERE "rule" = $rule AND "subject" = $subject AND '
-            f"\"drill\" = 'true' AND time >= {_ms(run.start - 60)}ms AND time < {_ms(run.end + run.tail_s)}ms",
+            'SELECT "state", "active", "drill" FROM "alarm" WHERE "rule" = $rule AND "subject" = $subject AND '
+            f"time >= {_ms(run.start - 60)}ms AND time < {_ms(run.end + run.tail_s)}ms",
             {"rule": expect.rule, "subject": run.subject},
         )
         # pending (the condition has not yet held for the rule's `for`) is not yet an alarm
-        raised = next((r["time"] / 1000 for r in rows if r["active"] and r["state"] != "pending"), None)
-        if raised is None:
+        firing = [r for r in rows if r["active"] and r["state"] != "pending"]
+        if not firing:
             return Observation(None, evidence=f"no {expect.rule} alarm for {run.subject}")
+        raised = firing[0]["time"] / 1000
+        # Silence carries no drill flag, so an absence alarm during a drill may be a real one.
+        marked = "marked drill" if firing[0].get("drill") == "true" else "NOT marked drill"
 
         def first(states: tuple[str, ...]) -> float | None:
             return next((r["time"] / 1000 for r in rows if r["time"] / 1000 >= raised and r["state"] in states), None)
 
         cleared = next((r["time"] / 1000 for r in rows if r["time"] / 1000 > raised and r["active"] is False), None)
         return Observation(raised, first(("notified",)), first(("acknowledged", "acked")), cleared,
-                           evidence=f"{len(rows)} alarm points, states {sorted({r['state'] for r in rows})}")
+                           evidence=f"{len(rows)} alarm points ({marked}), states {sorted({r['state'] for r in rows})}")
 
 
 SOURCES: dict[str, Callable[[Influx], AlarmSource]] = {"ingest": IngestEvidence, "alarms": InfluxAlarms}
