@@ -98,8 +98,9 @@ def simulate(
     speed: SpeedOption = 1.0,
     interval: IntervalOption = 5,
     duration: Annotated[float, typer.Option(min=0, help="simulated minutes to run; 0 = until Ctrl-C")] = 0,
+    rounds: Annotated[int, typer.Option(min=0, help="reports per device, then stop (instead of --duration)")] = 0,
     paper: PaperOption = None,
-    lead: LeadOption = 75,
+    lead: LeadOption = 10,
     real_clock: RealClockOption = False,
     drill: Annotated[bool, typer.Option(help="tag every payload \"drill\": true")] = False,
     stats: Annotated[Path | None, typer.Option(help="write the run's figures here as JSON")] = None,
@@ -113,7 +114,8 @@ def simulate(
     storage-room mains stays at 220 V ± 5 %.
 
     Time: unless --real-clock, the timetable is shifted so that the moment --lead minutes before
-    --paper is now, and simulated time runs --speed times faster than the wall clock. Device
+    --paper is now (default 10: jammers already on, the paper about to start; --lead 75 opens
+    with the gates' entry surge), and simulated time runs --speed times faster than the wall clock. Device
     timestamps are simulated time, so in a compressed run each point's skew_ms is how far the
     simulated day has run ahead of the wall clock, not a clock fault (run at --speed 1 to exercise
     clock rules); the run is refused when it would run further ahead than ingest accepts
@@ -127,6 +129,8 @@ def simulate(
     """
     settings, inv, tt = load_world(config, inventory)
     clock, shifted = day_or_exit(tt, paper, lead, speed, real_clock)
+    if rounds:
+        duration = rounds * interval / 60
     if speed > 1 and not duration:
         fail("--speed above 1 needs --duration: a compressed run without end would run ahead of the wall clock "
              "until ingest refuses its timestamps")

@@ -161,12 +161,11 @@ class Engine:
     def report(self, run: SiteRun, dev: DeviceSim, t: float) -> None:
         """Publish ``dev``'s telemetry and events for simulated time ``t``."""
         if not dev.announced:
-            # A device's own connection says "online" (its birth message, the counterpart of its
-            # Last Will) just before its first report, so a large district does not start with a
-            # burst; a gateway reports its devices' status only when it changes.
+            # "online" (retained: the counterpart of the Last Will), from the device's own link or
+            # its gateway, just before its first report, so a large district does not start with
+            # a burst of them.
             dev.announced = True
-            if self.options.mode is Mode.DEVICE:
-                self._announce(dev, True)
+            self._announce(dev, True)
         payload, events = behaviour.step(dev, t, run.day, run.rng, self.options.interval_s)
         if self.options.drill:
             payload["drill"] = True
