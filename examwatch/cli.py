@@ -8,13 +8,15 @@ imports a service.
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+import yaml
 
-from examwatch import broker, contract_doc, sample
+from examwatch import broker, contract_doc, sample, timetable
 from examwatch import inventory as inventory_mod
 from examwatch.datafile import DataFileError
 from examwatch.settings import Settings, load_settings
@@ -27,6 +29,8 @@ app = typer.Typer(
 )
 inventory_app = typer.Typer(help="Check or generate inventory files (sites, rooms, devices).", no_args_is_help=True)
 app.add_typer(inventory_app, name="inventory")
+timetable_app = typer.Typer(help="Check or shift timetable files (papers per site).", no_args_is_help=True)
+app.add_typer(timetable_app, name="timetable")
 
 ConfigOption = Annotated[
     Path | None,
@@ -92,6 +96,43 @@ def inventory_sample(
     """Print a generated district inventory (the shipped sample is the defaults) as YAML."""
     data = sample.district(formal, backup, rooms, district)
     sample.dump(data, sys.stdout)
+
+
+@timetable_app.command("check")
+def timetable_check(path: Annotated[Path, typer.Argument(help="timetable YAML file")]) -> None:
+    """Validate a timetable file; any fault is reported with its line and field."""
+    try:
+        tt = timetable.load(path)
+    except DataFileError as exc:
+        fail(str(exc))
+    typer.echo(f"{path}: {len(tt.papers)} papers, first {tt.ordered[0].start.isoformat()}: OK")
+
+
+@timetable_app.command("shift")
+def timetable_shift(
+    path: Annotated[Path, typer.Argument(help="timetable YAML file")],
+    starting_in: Annotated[float, typer.Option(help="minutes from now to the first paper's start")] = 10.0,
+    out: Annotated[Path | None, typer.Option(help="write here instead of standard output")] = None,
+) -> None:
+    """Write the timetable moved so its first paper starts --starting-in minutes from now.
+
+    For demos and rehearsals: the simulator, the rules engine and the wall's countdown then agree
+    on a day that runs now. Every paper keeps its length and its place relative to the first.
+    """
+    try:
+        tt = timetable.load(path)
+    except DataFileError as exc:
+        fail(str(exc))
+    first = tt.ordered[0].start
+    target = (datetime.now(first.tzinfo) + timedelta(minutes=starting_in)).replace(microsecond=0)
+    moved = tt.shifted(target - first)
+    text = "# Shifted by `examwatch timetable shift`.\n" + yaml.safe_dump(
+        moved.model_dump(mode="json"), allow_unicode=True, sort_keys=False
+    )
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
 
 
 @app.command("contract")

@@ -18,6 +18,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from examwatch.kinds import Channel
 from examwatch.store import Readiness, RuleState, Transition, writing
 from rules.book import PROMOTE, Book
 from rules.model import Clock, Observation, Verdict
@@ -66,6 +67,7 @@ class Engine:
         self._seen_dirty: set[str] = set()
         self._sent: queue.SimpleQueue[tuple[list[int], list[int]]] = queue.SimpleQueue()
         self.evaluated = 0
+        self.redelivered_skipped = 0
 
     # -- start, reload -------------------------------------------------------------------------
 
@@ -132,15 +134,31 @@ class Engine:
         for v in verdicts:
             self.book.apply(self.conn(), rule.name, rule.cfg.for_s, v, self._ns(now))
 
-    def handle(self, obs: Observation) -> None:
-        """Evaluate every rule on one message."""
+    def handle(self, obs: Observation, redelivered: bool = False) -> None:
+        """Evaluate every rule on one message.
+
+        ``redelivered`` is MQTT's DUP flag: after a crash the broker sends again what we had
+        received but not acknowledged, some of it already judged and committed. Telemetry no
+        newer (by device time) than the last judged and committed is skipped, so it cannot
+        flip a state twice. Only DUP messages are checked: a device whose clock jumps back is
+        still judged on every report.
+        """
+        dev = obs.ref.id
+        ts = obs.msg.ts if obs.msg is not None and obs.channel is Channel.TELEMETRY else 0
+        seen = self.world.seen.get(dev)
+        if redelivered and ts and seen is not None and ts <= seen.last_ts_ms:
+            self.redelivered_skipped += 1
+            return
         self.evaluated += 1
         if self.world.heard(obs.ref, obs.recv_s, obs.drill, lwt_offline=obs.online is False):
-            self._seen_dirty.add(obs.ref.id)
+            self._seen_dirty.add(dev)
+        if ts:
+            self.world.seen[dev].last_ts_ms = ts
         for rule in self.dispatch[obs.ref.kind]:
             out = rule.on_message(obs)
             if out:
                 self._apply(rule, out, obs.recv_s)
+                self._seen_dirty.add(dev)  # a judged change: its device time must be known after a crash
 
     def run_due(self) -> None:
         """Fire due timers, and run room/site rules once per tick."""
@@ -210,7 +228,7 @@ class Engine:
         for dev in self._seen_dirty:
             s = self.world.seen[dev]
             upserts.append(
-                {"rule": SEEN, "subject": dev, "state": json.dumps([s.last_s, s.lwt_offline, s.drill])}
+                {"rule": SEEN, "subject": dev, "state": json.dumps([s.last_s, s.lwt_offline, s.drill, s.last_ts_ms])}
             )
         self._seen_dirty.clear()
         for rule in self.rules:

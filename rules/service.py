@@ -37,7 +37,7 @@ from rules.world import World
 
 log = logging.getLogger("examwatch.rules")
 SHARE_GROUP = "rules"
-Item = tuple[str, bytes, float, int, int]
+Item = tuple[str, bytes, float, int, int, bool]  # topic, payload, receive time, mid, qos, DUP
 
 
 class Service:
@@ -84,7 +84,7 @@ class Service:
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         if not self._stopping:  # else not acknowledged: the broker gives it to our next session
-            self.queue.put((msg.topic, bytes(msg.payload), self.clock(), msg.mid, msg.qos))
+            self.queue.put((msg.topic, bytes(msg.payload), self.clock(), msg.mid, msg.qos, msg.dup))
 
     def _publish(self, topic: str, payload: bytes) -> Callable[[], None]:
         info = self.client.publish(topic, payload, qos=1, retain=True)
@@ -124,10 +124,10 @@ class Service:
                 reload.clear()
                 self.reload()
             wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
-            for topic, payload, recv_s, mid, qos in self._take(wait):
+            for topic, payload, recv_s, mid, qos, dup in self._take(wait):
                 obs = self.intake.observe(topic, payload, recv_s)
                 if obs is not None:
-                    self.engine.handle(obs)
+                    self.engine.handle(obs, redelivered=dup)
                 acks.append((mid, qos))
             self.engine.run_due()
             if time.monotonic() - last_commit >= interval:

@@ -19,11 +19,13 @@ DEFAULT_TIMEOUT_S = 60.0
 
 @dataclass(slots=True)
 class Seen:
-    """A device's liveness: last receive time, Last Will offline, and whether its data is a drill."""
+    """A device's liveness: last receive time, Last Will offline, and whether its data is a drill;
+    and the device time of the last telemetry it was judged on (to know a redelivery again)."""
 
     last_s: float
     lwt_offline: bool = False
     drill: bool = False
+    last_ts_ms: int = 0
 
 
 @dataclass

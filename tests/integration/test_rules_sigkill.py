@@ -52,6 +52,7 @@ def test_sigkill_under_load_loses_and_repeats_nothing(stack: Stack) -> None:
             hb.wait_rounds(1)
             proc.start()
             gw = {dev: stack.gateway(dev[:3]) for dev in POWER}
+            base_ms = time.time_ns() // 1_000_000 - 10 * TOGGLES
             flood = threading.Thread(
                 target=lambda: [
                     publish_all(
@@ -59,7 +60,8 @@ def test_sigkill_under_load_loses_and_repeats_nothing(stack: Stack) -> None:
                         [
                             (
                                 device_topic(stack, dev),
-                                telemetry(dev, "power", mains_v=0.0 if i % 2 == 0 else 220.0),
+                                # device time moves on with every report, as a real sensor's does
+                                telemetry(dev, "power", ts_ms=base_ms + i, mains_v=0.0 if i % 2 == 0 else 220.0),
                             )
                             for i in range(TOGGLES)
                         ],

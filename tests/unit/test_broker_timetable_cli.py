@@ -105,3 +105,15 @@ def test_every_command_explains_itself(command: list[str]) -> None:
 def test_contract_doc_is_current() -> None:
     """docs/contract.md is generated from the models: regenerate it with `examwatch contract`."""
     assert (ROOT / "docs" / "contract.md").read_text() == contract_doc.render()
+
+
+def test_timetable_shift_moves_the_day_to_now(tmp_path: Path) -> None:
+    out = tmp_path / "tt.yaml"
+    subprocess.run([EXAMWATCH, "timetable", "shift", str(ROOT / "config" / "timetable.yaml"), "--starting-in", "30",
+                    "--out", str(out)], check=True, capture_output=True)
+    original, moved = timetable.load(ROOT / "config" / "timetable.yaml"), timetable.load(out)
+    first = moved.ordered[0]
+    now = datetime.now(first.start.tzinfo)
+    assert timedelta(minutes=29) < first.start - now <= timedelta(minutes=30)
+    assert [p.end - p.start for p in moved.ordered] == [p.end - p.start for p in original.ordered]
+    assert moved.ordered[-1].start - first.start == original.ordered[-1].start - original.ordered[0].start
