@@ -69,8 +69,8 @@ def run(opts: Options, root: Path) -> Report:
     rig = Rig(root, opts.inventory, opts.publishers, opts.window)
     try:
         for _ in range(opts.repeat):
-            for name in ("relay", "ingest"):
-                for qos in (0, 1):
+            for qos in (0, 1):  # relay and ingest side by side, so each ratio compares neighbours
+                for name in ("relay", "ingest"):
                     report.trials.append(rig.trial(name, qos, opts.messages))
         if opts.soak_s:
             rate = opts.soak_rate or max(t.rate for t in report.find("ingest", 1)) / 2

@@ -10,7 +10,7 @@ from bench.ingest import Options, render, run
 def test_bench_runs_every_trial_and_counts_every_message(tmp_path: Path) -> None:
     report = run(Options(messages=500, soak_s=2.0, soak_rate=200.0), tmp_path)
     kinds = [(t.name, t.qos, t.workers) for t in report.trials]
-    assert kinds == [("relay", 0, 0), ("relay", 1, 0), ("ingest", 0, 1), ("ingest", 1, 1), ("ingest", 1, 2)]
+    assert kinds == [("relay", 0, 0), ("ingest", 0, 1), ("relay", 1, 0), ("ingest", 1, 1), ("ingest", 1, 2)]
     for t in report.trials:
         assert t.arrived == t.messages == 500, t
         assert t.rate > 0
