@@ -86,8 +86,9 @@ def run(opts: Options, root: Path) -> Report:
 def _trial_row(t: Trial) -> str:
     procs = "  ".join(f"{k} {1e6 * v / t.messages:.1f}" for k, v in sorted(t.cpu_s.items()))
     label = f"{t.name}{f' x{t.workers}' if t.workers > 1 else ''}"
+    total = 1e6 * sum(t.cpu_s.values()) / t.messages
     return (f"{label:<10} QoS {t.qos}  {t.arrived:>7}/{t.messages:<7} {t.seconds:7.2f} s  {t.rate:8.0f} msg/s"
-            f"  |  CPU µs/msg: {procs}")
+            f"  {t.cores:4.2f} cores  |  CPU µs/msg: {procs}  (all {total:.0f})")
 
 
 def render(report: Report) -> str:
@@ -128,7 +129,7 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 @app.command()
-def main(  # noqa: PLR0917 - typer maps each parameter to an option
+def main(
     messages: Annotated[int, typer.Option(min=100, help="messages per trial")] = 50_000,
     repeat: Annotated[int, typer.Option(min=1, help="repetitions of the four relay/ingest trials")] = 1,
     publishers: Annotated[int, typer.Option(min=1, max=21, help="publisher processes")] = 1,

@@ -82,7 +82,7 @@ class PublishResult:
 
 def messages(spec: PublishSpec, inv: inventory.Inventory) -> Iterator[tuple[str, str, bytes]]:
     """(site, topic, payload) for this publisher, endlessly, round-robin over its sites' devices."""
-    rng = random.Random(spec.seed + spec.offset)  # noqa: S311 - test data, not secrets
+    rng = random.Random(spec.seed + spec.offset)
     devices = [(s.id, d) for s in inv.sites if s.id in spec.sites for d in s.devices]
     topic = {d.id: topics.device_topic(site, d.kind.value, d.id, "telemetry") for site, d in devices}
     j = 0
@@ -208,7 +208,7 @@ class CountResult:
     last: float
 
 
-def counter_main(  # noqa: PLR0917 - a multiprocessing target takes positional args
+def counter_main(
     broker: Broker, expected: int, idle_s: float, ready: Event, out: Queue[CountResult], quit_: Event
 ) -> None:
     """A subscriber that only counts: the broker's bare relay rate, on the same subscription form as ingest.

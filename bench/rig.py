@@ -53,6 +53,11 @@ class Trial:
     def rate(self) -> float:
         return self.arrived / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def cores(self) -> float:
+        """CPU seconds of all measured processes per wall second: how much of the machine the trial got."""
+        return sum(self.cpu_s.values()) / self.seconds if self.seconds > 0 else 0.0
+
     def cpu_us_per_msg(self, prefix: str) -> float:
         """CPU µs per message of the processes whose name starts with ``prefix``, summed."""
         total = sum(v for k, v in self.cpu_s.items() if k.startswith(prefix))
@@ -148,7 +153,7 @@ class Rig:
 
     def points(self, base: int, span_ms: int, measurements: str = KINDS_RE) -> int:
         """Device points with timestamps in [base, base + span_ms) ms, over the five kinds."""
-        q = (f'SELECT count("skew_ms") FROM {measurements} '  # noqa: S608 - integers and constants
+        q = (f'SELECT count("skew_ms") FROM {measurements} '
              f"WHERE time >= {base * 1_000_000} AND time < {(base + span_ms) * 1_000_000}")
         return sum(int(r["count"]) for r in self.stack.influx.rows(q))
 
