@@ -30,7 +30,7 @@ class _Route:
     ref: DeviceRef
     channel: Channel
     #: the schema's JSON validator (pydantic-core's own, without TypeAdapter's wrapper); None for status
-    validate_json: Callable[[bytes], Any] | None
+    validate_json: Callable[[bytes | bytearray], Any] | None
     measurement: str
 
 
