@@ -57,6 +57,14 @@ class Report:
         pairs = zip(self.find("relay", qos), self.find("ingest", qos, 1), strict=False)
         return [i.rate / r.rate for r, i in pairs if r.rate]
 
+    def cpu_ratios(self, qos: int) -> list[float]:
+        """relay / ingest CPU per message over all their processes: the rate ratio the same CPU would give.
+
+        On a shared machine a trial's rate follows the cores it was given; CPU per message does not.
+        """
+        pairs = zip(self.find("relay", qos), self.find("ingest", qos, 1), strict=False)
+        return [sum(r.cpu_s.values()) / sum(i.cpu_s.values()) for r, i in pairs if sum(i.cpu_s.values())]
+
     def lossless(self) -> bool:
         """Every QoS 1 message arrived (QoS 0 may drop by design; it is reported, not required)."""
         ok = all(t.arrived == t.messages for t in self.trials if t.qos == 1)
@@ -103,6 +111,9 @@ def render(report: Report) -> str:
         if ratios:
             out.append(f"ingest / bare relay, QoS {qos}: " + ", ".join(f"{r:.2f}" for r in ratios)
                        + f"  (min {min(ratios):.2f}, max {max(ratios):.2f})")
+            cpu = report.cpu_ratios(qos)
+            out.append("  at equal CPU (relay / ingest CPU per message, all processes): "
+                       + ", ".join(f"{r:.2f}" for r in cpu))
     one = report.find("ingest", 1, 1)
     if one:
         us = [t.cpu_us_per_msg("ingest") for t in one]

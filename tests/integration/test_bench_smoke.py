@@ -24,6 +24,7 @@ def test_bench_runs_every_trial_and_counts_every_message(tmp_path: Path) -> None
     assert report.soak.sent > 0
     assert report.soak.arrived == report.soak.sent
     assert len(report.soak.samples) >= 2
+    assert all(r > 0 for r in report.cpu_ratios(1))
     assert report.lossless()
     text = render(report)
     assert "ingest / bare relay, QoS 1" in text
