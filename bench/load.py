@@ -120,14 +120,14 @@ class _Publisher:
         self._misc_at = 0.0
 
     def connect(self) -> None:
-        for conn in self.conns.values():
+        for site, conn in self.conns.items():
             c = conn.client
             c.connect(self.spec.broker.host, self.spec.broker.port, keepalive=KEEPALIVE_S, clean_start=True,
                       properties=connect_properties())
             deadline = time.monotonic() + 10
             while not c.is_connected():
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"publisher: no CONNACK for {c._client_id!r}")
+                    raise RuntimeError(f"publisher: no CONNACK for site {site}'s gateway")
                 c.loop(0.05)
             self._by_sock[c.socket()] = conn
 
