@@ -43,7 +43,7 @@ def per_message_us(decoder: Decoder, msgs: list[tuple[str, bytes]], batch_size: 
     return 1e6 * (time.process_time() - t0) / len(msgs)
 
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode="markdown")
 
 
 @app.command()
