@@ -53,12 +53,17 @@ class Stack:
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     mqtt_port: int = field(default_factory=free_port)
     ingest_overrides: dict[str, Any] = field(default_factory=dict)
+    #: an existing inventory file (the benchmark uses the shipped sample district) instead of a small one
+    inventory_file: Path | None = None
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.inventory_path = self.root / "inventory.yaml"
-        with self.inventory_path.open("w") as f:
-            sample.dump(sample.district(formal=2, backup=1, rooms=self.rooms, name="测试区"), f)
+        if self.inventory_file is not None:
+            self.inventory_path = self.inventory_file.resolve()
+        else:
+            self.inventory_path = self.root / "inventory.yaml"
+            with self.inventory_path.open("w") as f:
+                sample.dump(sample.district(formal=2, backup=1, rooms=self.rooms, name="测试区"), f)
         self.config = self.root / "examwatch.toml"
         self.write_config()
         self.settings: Settings = load_settings(self.config)

@@ -1,0 +1,276 @@
+"""The benchmark rig: real influxd, mosquitto (config, passwords and ACL from examwatch.broker) and
+``examwatch ingest`` processes, and the trials run against them.
+
+A trial publishes a known number of messages and times first publish → last message counted
+(bare relay) or → last point queryable in InfluxDB (ingest). The CPU seconds of every process
+taking part are read from /proc before and after, so each trial also says where the CPU went.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.queues import Queue
+from pathlib import Path
+from typing import Any
+
+from bench import procstat
+from bench.load import (
+    CTX,
+    SENTINEL_KIND,
+    Broker,
+    CountResult,
+    PublishResult,
+    PublishSpec,
+    counter_main,
+    publisher_main,
+)
+from tests.servers import Influx as InfluxServer
+from tests.servers import wait_for
+from tests.stack import Stack
+
+KINDS_RE = "/^(gate|jammer|detector|camera|power)$/"
+#: Publishing starts this long before now, so device clocks stay well inside ingest's 24 h bound.
+_START_OFFSET_MS = 12 * 3600 * 1000
+
+
+@dataclass
+class Trial:
+    """One timed run: ``arrived`` of ``messages`` counted at the end, in ``seconds``."""
+
+    name: str              # "relay" (counting subscriber) or "ingest" (points in InfluxDB)
+    qos: int
+    workers: int           # ingest processes on the shared subscription (0 for relay)
+    messages: int
+    arrived: int
+    seconds: float
+    cpu_s: dict[str, float] = field(default_factory=dict)   # CPU seconds per process during the trial
+    ingest_hwm_kb: int = 0                                    # peak RSS of the ingest worker(s) so far
+
+    @property
+    def rate(self) -> float:
+        return self.arrived / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cores(self) -> float:
+        """CPU seconds of all measured processes per wall second: how much of the machine the trial got."""
+        return sum(self.cpu_s.values()) / self.seconds if self.seconds > 0 else 0.0
+
+    def cpu_us_per_msg(self, prefix: str) -> float:
+        """CPU µs per message of the processes whose name starts with ``prefix``, summed."""
+        total = sum(v for k, v in self.cpu_s.items() if k.startswith(prefix))
+        return 1e6 * total / max(self.messages, 1)
+
+
+@dataclass
+class Soak:
+    """A paced run: ingest's RSS sampled every few seconds."""
+
+    rate: float
+    seconds: float
+    sent: int = 0
+    arrived: int = 0
+    samples: list[tuple[float, int]] = field(default_factory=list)   # (seconds since start, RSS KiB)
+    ingest_cpu_s: float = 0.0
+
+    def slope_kb_per_min(self, skip_fraction: float = 0.2) -> float:
+        """Least-squares RSS slope after the first ``skip_fraction`` of the run (warm-up), KiB/min."""
+        pts = [(t, kb) for t, kb in self.samples if t >= self.seconds * skip_fraction]
+        if len(pts) < 2:
+            return 0.0
+        mt = sum(t for t, _ in pts) / len(pts)
+        mk = sum(kb for _, kb in pts) / len(pts)
+        var = sum((t - mt) ** 2 for t, _ in pts)
+        return 60 * sum((t - mt) * (kb - mk) for t, kb in pts) / var if var else 0.0
+
+
+class Rig:
+    """Servers and ingest for a whole benchmark run, under ``root``; ``close()`` stops everything."""
+
+    def __init__(self, root: Path, inventory: Path, publishers: int, window: int,
+                 ingest_overrides: dict[str, Any] | None = None) -> None:
+        self.publishers = publishers
+        self.window = window
+        self.influx_server = InfluxServer(root / "influxd")
+        self.influx_server.start()
+        # Production batching and stats cadence, not the quicker test values Stack defaults to.
+        overrides = {"batch_latency_ms": 200, "stats_interval_s": 10.0, **(ingest_overrides or {})}
+        self.stack = Stack(root / "stack", self.influx_server, "bench", ingest_overrides=overrides,
+                           inventory_file=inventory)
+        self.stack.mosquitto.start()
+        # The bare relay gets a broker of its own, generated the same way: ingest's persistent
+        # session on the shared subscription would otherwise take (or queue) a share of it.
+        self.relay_stack = Stack(root / "relay", self.influx_server, "bench_relay", inventory_file=inventory)
+        self.relay_stack.mosquitto.start()
+        self.brokers = {name: Broker("127.0.0.1", st.mqtt_port, st.secret)
+                        for name, st in (("ingest", self.stack), ("relay", self.relay_stack))}
+        self.sites = tuple(s.id for s in self.stack.inventory.sites)
+        self._cursor_ms = time.time_ns() // 1_000_000 - _START_OFFSET_MS
+        self.stack.start_ingest("1")
+
+    def close(self) -> None:
+        self.stack.close()
+        self.relay_stack.close()
+        self.influx_server.stop()
+
+    @property
+    def ingest_pids(self) -> dict[str, int]:
+        return {p.name: p.proc.pid for p in self.stack.ingests if p.proc is not None}
+
+    def add_worker(self, name: str) -> None:
+        self.stack.start_ingest(name)
+
+    def _pids(self, name: str) -> dict[str, int]:
+        """The server processes a trial of ``name`` exercises."""
+        if name == "relay":
+            servers: dict[str, Any] = {"mosquitto": self.relay_stack.mosquitto}
+            pids = {}
+        else:
+            servers = {"mosquitto": self.stack.mosquitto, "influxd": self.influx_server}
+            pids = dict(self.ingest_pids)
+        for key, server in servers.items():
+            assert server.proc is not None
+            pids[key] = server.proc.pid
+        return pids
+
+    def _window(self, span_ms: int) -> int:
+        base = self._cursor_ms
+        self._cursor_ms += span_ms + 1000
+        return base
+
+    def _specs(self, broker: str, qos: int, count: int, base: int, *, rate: float = 0.0,
+               duration_s: float = 0.0) -> list[PublishSpec]:
+        n = self.publishers
+        return [
+            PublishSpec(
+                self.brokers[broker], self.stack.inventory_path, self.sites[i::n], qos, base, n, i,
+                count=count // n + (i < count % n), window=self.window, rate=rate / n, duration_s=duration_s,
+            )
+            for i in range(n)
+        ]
+
+    def points(self, base: int, span_ms: int, measurements: str = KINDS_RE) -> int:
+        """Device points with timestamps in [base, base + span_ms) ms, over the five kinds."""
+        q = (f'SELECT count("skew_ms") FROM {measurements} '
+             f"WHERE time >= {base * 1_000_000} AND time < {(base + span_ms) * 1_000_000}")
+        return sum(int(r["count"]) for r in self.stack.influx.rows(q))
+
+    def _wait_points(self, base: int, expected: int, sentinels: int, idle_s: float) -> tuple[int, float]:
+        """Wait until ``expected`` points are queryable (or none arrive for ``idle_s``); (count, when).
+
+        Counting every point costs InfluxDB about 70 ms of CPU per query with 2,793 series, which
+        would distort what is measured; so the cheap count of the sentinel kind (21 series) is
+        polled until each publisher's last message is in, and only then everything is counted.
+        """
+        span = expected + self.publishers
+        when = self._settle(lambda: self.points(base, span, SENTINEL_KIND), sentinels, idle_s, 0.05)[1]
+        n = self.points(base, span)
+        if n >= expected:
+            return n, when
+        return self._settle(lambda: self.points(base, span), expected, idle_s, 0.25)
+
+    @staticmethod
+    def _settle(count: Callable[[], int], expected: int, idle_s: float, interval: float) -> tuple[int, float]:
+        """Poll ``count`` until it reaches ``expected`` or stops growing for ``idle_s``; (count, when)."""
+        seen, seen_at = -1, time.monotonic()
+        while True:
+            asked = time.monotonic()
+            n = count()
+            if n >= expected:
+                return n, asked
+            if n != seen:
+                seen, seen_at = n, asked
+            elif asked - seen_at > idle_s:
+                return n, seen_at
+            time.sleep(interval)
+
+    def trial(self, name: str, qos: int, messages: int, idle_s: float = 15.0) -> Trial:
+        """Publish ``messages`` at ``qos``; count them at a bare subscriber (``relay``) or in InfluxDB."""
+        base = self._window(messages)
+        go, stop = CTX.Event(), CTX.Event()
+        results: Queue[PublishResult] = CTX.Queue()
+        counted: Queue[CountResult] = CTX.Queue()
+        procs = []
+        pids = self._pids(name)
+        if name == "relay":
+            ready = CTX.Event()
+            args = (self.brokers["relay"], messages, 3.0, ready, counted, stop)
+            counter = CTX.Process(target=counter_main, args=args)
+            counter.start()
+            procs.append(counter)
+            _wait_event(ready, counter, "counting subscriber")
+            assert counter.pid is not None
+            pids["counter"] = counter.pid
+        for i, spec in enumerate(self._specs(name, qos, messages, base)):
+            ready = CTX.Event()
+            p = CTX.Process(target=publisher_main, args=(spec, ready, go, stop, results))
+            p.start()
+            procs.append(p)
+            _wait_event(ready, p, f"publisher {i}")
+            assert p.pid is not None
+            pids[f"publisher-{i}"] = p.pid
+        cpu0 = {k: procstat.cpu_seconds(pid) for k, pid in pids.items()}
+        go.set()
+        try:
+            pubs = [results.get(timeout=600) for _ in range(self.publishers)]
+            if name == "relay":
+                got = counted.get(timeout=600)
+                arrived, end = got.received, got.last
+            else:
+                arrived, end = self._wait_points(base, messages, sum(r.sentinels for r in pubs), idle_s)
+            cpu = {k: procstat.cpu_seconds(pid) - cpu0[k] for k, pid in pids.items()}
+            hwm = sum(procstat.memory_kb(pid, "VmHWM") for pid in self.ingest_pids.values())
+        finally:
+            stop.set()
+            for p in procs:
+                p.join(30)
+        start = min(r.first_publish for r in pubs)
+        workers = len(self.ingest_pids) if name == "ingest" else 0
+        return Trial(name, qos, workers, messages, arrived, end - start, cpu, hwm)
+
+    def soak(self, rate: float, seconds: float, sample_s: float = 5.0) -> Soak:
+        """Publish at ``rate`` msgs/s (QoS 1) for ``seconds``, sampling ingest worker 1's RSS."""
+        span = int(rate * seconds * 1.2) + 1000
+        base = self._window(span)
+        go, stop = CTX.Event(), CTX.Event()
+        results: Queue[PublishResult] = CTX.Queue()
+        procs = []
+        for i, spec in enumerate(self._specs("ingest", 1, 0, base, rate=rate, duration_s=seconds)):
+            ready = CTX.Event()
+            p = CTX.Process(target=publisher_main, args=(spec, ready, go, stop, results))
+            p.start()
+            procs.append(p)
+            _wait_event(ready, p, f"publisher {i}")
+        pid = self.ingest_pids["ingest-1"]
+        result = Soak(rate, seconds)
+        cpu0 = procstat.cpu_seconds(pid)
+        t0 = time.monotonic()
+        go.set()
+        try:
+            while (t := time.monotonic() - t0) < seconds:
+                result.samples.append((t, procstat.memory_kb(pid, "VmRSS")))
+                time.sleep(min(sample_s, max(seconds - t, 0.0)))
+            pubs = [results.get(timeout=600) for _ in range(self.publishers)]
+            result.samples.append((time.monotonic() - t0, procstat.memory_kb(pid, "VmRSS")))
+            result.sent = sum(r.sent for r in pubs)
+            with contextlib.suppress(TimeoutError):  # a shortfall is reported, not raised
+                wait_for(lambda: self.points(base, span) >= result.sent, 120, "soak points", interval=0.5)
+            result.arrived = self.points(base, span)
+            result.ingest_cpu_s = procstat.cpu_seconds(pid) - cpu0
+        finally:
+            stop.set()
+            for p in procs:
+                p.join(30)
+        return result
+
+
+def _wait_event(ev: Any, proc: Any, what: str, timeout: float = 60.0) -> None:
+    """Wait until ``proc`` sets ``ev``; fail at once if it exits first (its traceback is on stderr)."""
+    deadline = time.monotonic() + timeout
+    while not ev.wait(0.1):
+        if not proc.is_alive():
+            raise RuntimeError(f"{what} exited with {proc.exitcode} before it was ready")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not get ready within {timeout:.0f} s")
