@@ -49,6 +49,17 @@ DOWNLINK_MHZ: dict[Band, tuple[tuple[float, float], ...]] = {
 
 #: What a standard exam-room jammer must cover: every carrier's downlink and both Wi-Fi bands.
 EXAM_ROOM_BANDS: tuple[Band, ...] = (
-    Band.N28, Band.CDMA800, Band.GSM900, Band.DCS1800, Band.B39, Band.B34, Band.B1,
-    Band.B40, Band.N41, Band.N78, Band.N79, Band.WIFI24, Band.WIFI58,
+    Band.N28,
+    Band.CDMA800,
+    Band.GSM900,
+    Band.DCS1800,
+    Band.B39,
+    Band.B34,
+    Band.B1,
+    Band.B40,
+    Band.N41,
+    Band.N78,
+    Band.N79,
+    Band.WIFI24,
+    Band.WIFI58,
 )

@@ -56,8 +56,7 @@ def usernames(inventory: Inventory) -> list[str]:
 
 def passwd_text(inventory: Inventory, secret: str) -> str:
     return "".join(
-        f"{name}:{credentials.mosquitto_hash(credentials.password(secret, name))}\n"
-        for name in usernames(inventory)
+        f"{name}:{credentials.mosquitto_hash(credentials.password(secret, name))}\n" for name in usernames(inventory)
     )
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from examwatch import broker, sample
+from examwatch import broker, contract_doc, sample
 from examwatch import inventory as inventory_mod
 from examwatch.datafile import DataFileError
 from examwatch.settings import Settings, load_settings
@@ -92,6 +92,12 @@ def inventory_sample(
     """Print a generated district inventory (the shipped sample is the defaults) as YAML."""
     data = sample.district(formal, backup, rooms, district)
     sample.dump(data, sys.stdout)
+
+
+@app.command("contract")
+def contract() -> None:
+    """Print the device contract (topics, every payload field, bounds and meaning) as Markdown."""
+    typer.echo(contract_doc.render(), nl=False)
 
 
 def main() -> None:

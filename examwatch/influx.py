@@ -57,7 +57,9 @@ class Influx:
             params["rp"] = cfg.retention_policy
         self._write_url = f"{self._base}/write?{urlencode(params)}"
 
-    def _request(self, method: str, url: str, body: bytes | None = None, form: bool = False) -> urllib3.BaseHTTPResponse:
+    def _request(
+        self, method: str, url: str, body: bytes | None = None, form: bool = False
+    ) -> urllib3.BaseHTTPResponse:
         headers = self._headers
         if form:
             headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}

@@ -34,10 +34,10 @@ class SiteType(StrEnum):
 
 
 class RoomType(StrEnum):
-    EXAM = "exam"          # 考场
+    EXAM = "exam"  # 考场
     ENTRANCE = "entrance"  # gates, walk-through detectors
-    STORAGE = "storage"    # 保密室, the paper storage room
-    REST = "rest"          # early leavers wait here, with a jammer
+    STORAGE = "storage"  # 保密室, the paper storage room
+    REST = "rest"  # early leavers wait here, with a jammer
 
 
 class DetectorForm(StrEnum):

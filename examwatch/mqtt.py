@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+from typing import Any, cast
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -35,7 +36,7 @@ def client(
 
 
 def connect_properties(*, session_expiry_s: int = 0, receive_maximum: int = 0) -> Properties:
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
     if session_expiry_s:
         props.SessionExpiryInterval = session_expiry_s
     if receive_maximum:
@@ -62,13 +63,18 @@ def connect_and_wait(
         result["flags"], result["rc"] = flags, rc
         done.set()
         if previous is not None:
-            previous(cl, userdata, flags, rc, p)
+            cast(Any, previous)(cl, userdata, flags, rc, p)
         c.on_connect = previous
 
     c.on_connect = on_connect
     try:
-        c.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s, clean_start=clean_start,
-                  properties=connect_properties(**props))
+        c.connect(
+            cfg.host,
+            cfg.port,
+            keepalive=cfg.keepalive_s,
+            clean_start=clean_start,
+            properties=connect_properties(**props),
+        )
     except OSError as exc:
         raise ConnectRefused(f"broker {cfg.host}:{cfg.port}: {exc}") from exc
     c.loop_start()

@@ -132,9 +132,9 @@ class Settings(BaseSettings):
                 self.secret = SecretStr(DEMO_SECRET)
             return self
         if not secret:
-            raise ValueError("secret is not set (set EXAMWATCH_SECRET, or mode = \"demo\" for the demo)")
+            raise ValueError('secret is not set (set EXAMWATCH_SECRET, or mode = "demo" for the demo)')
         if secret == DEMO_SECRET:
-            raise ValueError("secret is the published demo secret, refused outside mode = \"demo\"")
+            raise ValueError('secret is the published demo secret, refused outside mode = "demo"')
         if len(secret) < 16:
             raise ValueError("secret must be at least 16 characters")
         return self

@@ -105,14 +105,19 @@ class Timetable(_Strict):
     def shifted(self, delta: timedelta) -> Timetable:
         """The same timetable moved by ``delta`` (drills and compressed simulations replay a day now)."""
         papers = [
-            p.model_copy(update={
-                "start": p.start + delta, "end": p.end + delta,
-                "jammer_off": tuple(w.model_copy(update={"start": w.start + delta, "end": w.end + delta})
-                                    for w in p.jammer_off),
-            })
+            p.model_copy(
+                update={
+                    "start": p.start + delta,
+                    "end": p.end + delta,
+                    "jammer_off": tuple(
+                        w.model_copy(update={"start": w.start + delta, "end": w.end + delta}) for w in p.jammer_off
+                    ),
+                }
+            )
             for p in self.papers
         ]
-        return self.model_copy(update={"papers": tuple(papers)})
+        # A new instance, not model_copy: a copy would carry the cached ``ordered`` of the original.
+        return Timetable(exam=self.exam, papers=tuple(papers))
 
 
 def load(path: Path) -> Timetable:

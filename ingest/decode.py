@@ -26,18 +26,18 @@ _NOT_FIELDS = ENVELOPE_FIELDS | {"event"}
 
 
 class Reason(StrEnum):
-    BAD_TOPIC = "bad_topic"              # not exam/v1/{site}/{kind}/{device}/{channel}
+    BAD_TOPIC = "bad_topic"  # not exam/v1/{site}/{kind}/{device}/{channel}
     UNKNOWN_KIND = "unknown_kind"
     UNKNOWN_CHANNEL = "unknown_channel"
-    UNKNOWN_DEVICE = "unknown_device"    # not in the inventory: a security event
-    TOPIC_MISMATCH = "topic_mismatch"    # topic's site/kind or payload's device disagree with the inventory
+    UNKNOWN_DEVICE = "unknown_device"  # not in the inventory: a security event
+    TOPIC_MISMATCH = "topic_mismatch"  # topic's site/kind or payload's device disagree with the inventory
     TOO_LARGE = "too_large"
     NOT_UTF8 = "not_utf8"
     NOT_JSON = "not_json"
-    SCHEMA = "schema"                    # wrong type, missing or extra field, out of bounds
-    NON_FINITE = "non_finite"            # NaN or Infinity
-    CLOCK_OFFSET = "clock_offset"        # device timestamp too far from receive time
-    BAD_STATUS = "bad_status"            # status payload other than online/offline
+    SCHEMA = "schema"  # wrong type, missing or extra field, out of bounds
+    NON_FINITE = "non_finite"  # NaN or Infinity
+    CLOCK_OFFSET = "clock_offset"  # device timestamp too far from receive time
+    BAD_STATUS = "bad_status"  # status payload other than online/offline
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class Rejected(Exception):
         self.detail = detail
 
 
-def _classify(exc: ValidationError, payload: bytes) -> Rejected:
+def _classify(exc: ValidationError, payload: bytes | bytearray) -> Rejected:
     errors = exc.errors(include_url=False)
     first = errors[0]
     if first["type"] == "json_invalid":
@@ -113,7 +113,7 @@ class Decoder:
         self._routes[topic] = route
         return route
 
-    def decode(self, topic: str, payload: bytes, recv_ns: int) -> tuple[bytes | None, Reason | None]:
+    def decode(self, topic: str, payload: bytes | bytearray, recv_ns: int) -> tuple[bytes | None, Reason | None]:
         """The point for this message, or its rejection record and reason; no line for service topics."""
         if topics.is_service_topic(topic):
             return None, None
@@ -122,7 +122,7 @@ class Decoder:
         except Rejected as rej:
             return self.reject_line(topic, payload, recv_ns, rej.reason, rej.detail), rej.reason
 
-    def _point(self, topic: str, payload: bytes, recv_ns: int) -> bytes:
+    def _point(self, topic: str, payload: bytes | bytearray, recv_ns: int) -> bytes:
         if len(payload) > self._max_payload:
             raise Rejected(Reason.TOO_LARGE, f"{len(payload)} bytes, limit {self._max_payload}")
         route = self._route(topic)
@@ -157,7 +157,7 @@ class Decoder:
         self._last_reject_ns = max(recv_ns, self._last_reject_ns + 1)
         return self._last_reject_ns
 
-    def reject_line(self, topic: str, payload: bytes, recv_ns: int, reason: Reason, detail: str) -> bytes:
+    def reject_line(self, topic: str, payload: bytes | bytearray, recv_ns: int, reason: Reason, detail: str) -> bytes:
         parts = topics.parse(topic)
         tags = f",reason={reason.value}"
         if parts is not None and parts.site in self._sites:

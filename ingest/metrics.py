@@ -19,22 +19,27 @@ from ingest.decode import Reason
 @dataclass
 class Stats:
     received: int = 0
-    written: int = 0          # points InfluxDB took (directly or from the spool)
-    dropped: int = 0          # points InfluxDB dropped in a partial write (field type conflict)
-    spooled: int = 0          # batches put in the spool
-    dead: int = 0             # batches InfluxDB refused as malformed
+    written: int = 0  # points InfluxDB took (directly or from the spool)
+    dropped: int = 0  # points InfluxDB dropped in a partial write (field type conflict)
+    spooled: int = 0  # batches put in the spool
+    dead: int = 0  # batches InfluxDB refused as malformed
     write_errors: int = 0
     write_seconds: float = 0.0
     writes: int = 0
-    spool_depth: int = 0      # batches waiting in the spool now
+    spool_depth: int = 0  # batches waiting in the spool now
     rejected: dict[Reason, int] = field(default_factory=lambda: dict.fromkeys(Reason, 0))
 
     def stats_line(self, worker: str) -> bytes:
         """This worker's counters as an ``ingest_stats`` point (written through the same pipeline)."""
         fields = [
-            f"received={self.received}i", f"written={self.written}i", f"dropped={self.dropped}i",
-            f"spooled={self.spooled}i", f"dead={self.dead}i", f"write_errors={self.write_errors}i",
-            f"spool_depth={self.spool_depth}i", f"rejected={sum(self.rejected.values())}i",
+            f"received={self.received}i",
+            f"written={self.written}i",
+            f"dropped={self.dropped}i",
+            f"spooled={self.spooled}i",
+            f"dead={self.dead}i",
+            f"write_errors={self.write_errors}i",
+            f"spool_depth={self.spool_depth}i",
+            f"rejected={sum(self.rejected.values())}i",
             f"write_ms_avg={1000 * self.write_seconds / max(self.writes, 1):.3f}",
         ]
         fields += [f"rejected_{r.value}={n}i" for r, n in self.rejected.items()]
@@ -61,7 +66,9 @@ class StatsCollector(Collector):
             c = CounterMetricFamily(f"examwatch_ingest_{name}", doc, labels=["worker"])
             c.add_metric(w, value)
             yield c
-        rej = CounterMetricFamily("examwatch_ingest_rejected", "messages rejected, by reason", labels=["worker", "reason"])
+        rej = CounterMetricFamily(
+            "examwatch_ingest_rejected", "messages rejected, by reason", labels=["worker", "reason"]
+        )
         for reason, n in s.rejected.items():
             rej.add_metric([self.worker, reason.value], n)
         yield rej

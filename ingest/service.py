@@ -43,12 +43,21 @@ class Ingest:
         self.spool = Spool(cfg.spool_dir / worker)
         user = credentials.service_user("ingest")
         self.client = mqtt.client(
-            settings.mqtt, f"ingest-{worker}", user,
-            credentials.password(settings.secret.get_secret_value(), user), manual_ack=True,
+            settings.mqtt,
+            f"ingest-{worker}",
+            user,
+            credentials.password(settings.secret.get_secret_value(), user),
+            manual_ack=True,
         )
         self.writer = Writer(
-            self.influx, self.spool, self.batcher, self.stats, self._ack,
-            cfg.max_batches_in_flight, cfg.stats_interval_s, lambda: self.stats.stats_line(worker),
+            self.influx,
+            self.spool,
+            self.batcher,
+            self.stats,
+            self._ack,
+            cfg.max_batches_in_flight,
+            cfg.stats_interval_s,
+            lambda: self.stats.stats_line(worker),
         )
         self._stopping = False
         self.client.on_connect = self._on_connect
@@ -94,8 +103,10 @@ class Ingest:
             start_http_server(port, self.settings.ingest.metrics_host, registry)
         self.writer.start()
         mqtt.connect_and_wait(
-            self.client, self.settings.mqtt,
-            session_expiry_s=self.settings.ingest.session_expiry_s, receive_maximum=self.receive_maximum,
+            self.client,
+            self.settings.mqtt,
+            session_expiry_s=self.settings.ingest.session_expiry_s,
+            receive_maximum=self.receive_maximum,
         )
 
     def stop(self) -> None:
@@ -104,8 +115,9 @@ class Ingest:
         self.writer.stop()
         self.client.disconnect()
         self.client.loop_stop()
-        log.info("stopped: %d received, %d written, %d in spool", self.stats.received,
-                 self.stats.written, len(self.spool))
+        log.info(
+            "stopped: %d received, %d written, %d in spool", self.stats.received, self.stats.written, len(self.spool)
+        )
 
 
 def run(settings: Settings, inventory: Inventory, worker: str) -> None:

@@ -152,11 +152,13 @@ class Writer:
         self._backoff = min(self._backoff * 2, _BACKOFF_MAX_S)
 
     def _drain(self, deadline: float) -> None:
+        replayed = 0
         while time.monotonic() < deadline:
             oldest = self.spool.oldest()
             if oldest is None:
                 self._backoff = _BACKOFF_MIN_S
-                log.info("spool drained")
+                if replayed:
+                    log.info("spool drained: InfluxDB has every spooled batch")
                 return
             path, body = oldest
             try:
@@ -168,4 +170,5 @@ class Writer:
                 self._bury(body, exc, path)
                 continue
             self.spool.remove(path)
+            replayed += 1
             self.stats.spool_depth = len(self.spool)

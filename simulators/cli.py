@@ -35,7 +35,11 @@ def simulate(
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         sent = district.run(
-            settings, inventory, interval, rounds, stop,
+            settings,
+            inventory,
+            interval,
+            rounds,
+            stop,
             lambda n: logging.getLogger("examwatch.simulate").info("%d messages published", n),
         )
     except ConnectRefused as exc:

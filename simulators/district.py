@@ -50,7 +50,11 @@ class SiteGateway:
 
 
 def run(
-    settings: Settings, inventory: Inventory, interval_s: int, rounds: int, stop: threading.Event,
+    settings: Settings,
+    inventory: Inventory,
+    interval_s: int,
+    rounds: int,
+    stop: threading.Event,
     progress: Callable[[int], None],
 ) -> int:
     """Publish every device's telemetry every ``interval_s`` for ``rounds`` rounds (0 = until stopped)."""
@@ -70,4 +74,3 @@ def run(
         for g in gateways:
             g.close()
     return sent
-

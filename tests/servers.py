@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -112,7 +114,7 @@ class Influx(Server):
             f'[data]\n  dir = "{data}/data"\n  wal-dir = "{data}/wal"\n  query-log-enabled = false\n'
             f"[monitor]\n  store-enabled = false\n"
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
-            f"[logging]\n  level = \"warn\"\n"
+            f'[logging]\n  level = "warn"\n'
         )
 
     @property
@@ -149,3 +151,103 @@ class Mosquitto(Server):
 
 def current_user() -> str:
     return getpass.getuser() if os.geteuid() != 0 else "root"
+
+
+FAKESMSC = "/usr/lib/kannel/test/fakesmsc"
+_GOT = re.compile(r"Got message \d+: <(\S+) (\S+) (ucs-2|text) ([^>]*)>")
+
+
+class _KannelBox(Server):
+    def __init__(self, root: Path, name: str, conf: Path, port: int) -> None:
+        super().__init__(root)
+        self.name = name
+        self.conf = conf
+        self.port = port
+
+    def command(self) -> list[str]:
+        return [find_binary(self.name), str(self.conf)]
+
+    def ready(self) -> bool:
+        return port_open(self.port)
+
+
+class FakeSmsc(Server):
+    """Kannel's test SMSC: prints every message it receives; ``messages()`` decodes them."""
+
+    name = "fakesmsc"
+
+    def __init__(self, root: Path, port: int) -> None:
+        super().__init__(root)
+        self.port = port
+
+    def command(self) -> list[str]:
+        # -m 0 with a message template: without one it reads its socket only once a second.
+        return [FAKESMSC, "-H", "127.0.0.1", "-r", str(self.port), "-m", "0", "1 2 text x"]
+
+    def ready(self) -> bool:
+        path = self.root / f"{self.name}.out"
+        return path.exists() and "Connecting to" in path.read_text(errors="replace")
+
+    def messages(self) -> list[tuple[str, str, str]]:
+        """(from, to, text) of every message received so far, UCS-2 decoded."""
+        path = self.root / f"{self.name}.out"
+        out = []
+        for sender, to, coding, body in _GOT.findall(path.read_text(errors="replace") if path.exists() else ""):
+            raw = urllib.parse.unquote_to_bytes(body.replace("+", " "))  # form encoding: + is a space
+            out.append((sender, to, raw.decode("utf-16-be") if coding == "ucs-2" else raw.decode()))
+        return out
+
+
+class Kannel:
+    """bearerbox + smsbox + fakesmsc on free loopback ports, with a spool store under ``root``.
+
+    ``sendsms_url`` takes ``username``/``password`` = ``self.user``/``self.password``.
+    """
+
+    user = "examwatch"
+    password = "sendsms-test-password"
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.admin_port, self.box_port, self.smsc_port, self.sendsms_port = (free_port() for _ in range(4))
+        (root / "spool").mkdir(exist_ok=True)
+        self.conf = root / "kannel.conf"
+        self.conf.write_text(
+            "group = core\n"
+            f"admin-port = {self.admin_port}\nadmin-interface = 127.0.0.1\nadmin-password = admin-test\n"
+            f"admin-allow-ip = 127.0.0.1\nsmsbox-port = {self.box_port}\nsmsbox-interface = 127.0.0.1\n"
+            f"box-allow-ip = 127.0.0.1\nstore-type = spool\nstore-location = {root}/spool\n"
+            f"log-file = {root}/bearerbox.log\nlog-level = 1\n\n"
+            "group = smsc\nsmsc = fake\nsmsc-id = fake\nhost = 127.0.0.1\n"
+            f"port = {self.smsc_port}\nconnect-allow-ip = 127.0.0.1\n\n"
+            f"group = smsbox\nbearerbox-host = 127.0.0.1\nbearerbox-port = {self.box_port}\n"
+            f"sendsms-port = {self.sendsms_port}\nsendsms-interface = 127.0.0.1\n"
+            f"log-file = {root}/smsbox.log\nlog-level = 1\n\n"
+            f"group = sendsms-user\nusername = {self.user}\npassword = {self.password}\nuser-allow-ip = 127.0.0.1\n"
+        )
+        self.bearerbox = _KannelBox(root, "bearerbox", self.conf, self.box_port)
+        self.smsbox = _KannelBox(root, "smsbox", self.conf, self.sendsms_port)
+        self.smsc = FakeSmsc(root, self.smsc_port)
+
+    @property
+    def sendsms_url(self) -> str:
+        return f"http://127.0.0.1:{self.sendsms_port}/cgi-bin/sendsms"
+
+    def start(self) -> None:
+        self.bearerbox.start()
+        self.smsbox.start()
+        self.smsc.start()
+        wait_for(self.smsc_connected, 20, "fakesmsc to connect to bearerbox")
+
+    def smsc_connected(self) -> bool:
+        try:
+            url = f"http://127.0.0.1:{self.admin_port}/status.txt?password=admin-test"
+            with urllib.request.urlopen(url, timeout=1) as r:
+                return "online" in r.read().decode(errors="replace").split("SMSC connections:")[-1]
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        for server in (self.smsc, self.smsbox, self.bearerbox):
+            server.stop()

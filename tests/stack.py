@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +15,11 @@ import paho.mqtt.client as paho
 import yaml
 
 from examwatch import broker, credentials, mqtt, sample, topics
+from examwatch.bands import EXAM_ROOM_BANDS
 from examwatch.influx import Influx
-from examwatch.inventory import Inventory
+from examwatch.inventory import Device, Inventory
 from examwatch.settings import Settings, load_settings
+from simulators.readings import TELEMETRY
 from tests.servers import Influx as InfluxServer
 from tests.servers import Mosquitto, Server, current_user, free_port, wait_for
 
@@ -53,6 +55,7 @@ class Stack:
     ingest_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         self.inventory_path = self.root / "inventory.yaml"
         with self.inventory_path.open("w") as f:
             sample.dump(sample.district(formal=2, backup=1, rooms=self.rooms, name="测试区"), f)
@@ -68,8 +71,11 @@ class Stack:
 
     def write_config(self) -> None:
         ingest = {
-            "spool_dir": str(self.root / "spool"), "metrics_port": 0, "batch_latency_ms": 100,
-            "stats_interval_s": 1.0, **self.ingest_overrides,
+            "spool_dir": str(self.root / "spool"),
+            "metrics_port": 0,
+            "batch_latency_ms": 100,
+            "stats_interval_s": 1.0,
+            **self.ingest_overrides,
         }
         doc = {
             "secret": self.secret,
@@ -92,8 +98,12 @@ class Stack:
 
     def client(self, username: str, client_id: str | None = None, **kw: Any) -> paho.Client:
         """A connected MQTT client with ``username``'s derived password."""
-        c = mqtt.client(self.settings.mqtt, client_id or f"t-{username}-{secrets.token_hex(3)}", username,
-                        credentials.password(self.secret, username))
+        c = mqtt.client(
+            self.settings.mqtt,
+            client_id or f"t-{username}-{secrets.token_hex(3)}",
+            username,
+            credentials.password(self.secret, username),
+        )
         for k, v in kw.items():
             setattr(c, k, v)
         mqtt.connect_and_wait(c, self.settings.mqtt, clean_start=True)
@@ -133,20 +143,13 @@ class Stack:
 
 def telemetry(device: str, kind: str, ts_ms: int | None = None, **over: Any) -> bytes:
     """A valid telemetry payload for ``device`` of ``kind``, as the simulator makes it."""
-    import random
-
-    from simulators.readings import TELEMETRY
-
-    spec = _spec(device, kind)
+    spec = device_spec(device, kind)
     payload = TELEMETRY[kind](spec, ts_ms or time.time_ns() // 1_000_000, random.Random(1), 5)
     payload.update(over)
     return json.dumps(payload).encode()
 
 
-def _spec(device: str, kind: str) -> Any:
-    from examwatch.bands import EXAM_ROOM_BANDS
-    from examwatch.inventory import Device
-
+def device_spec(device: str, kind: str) -> Device:
     extra: dict[str, Any] = {}
     if kind == "jammer":
         extra["bands"] = EXAM_ROOM_BANDS
@@ -178,6 +181,3 @@ def _toml(doc: dict[str, Any], prefix: str = "") -> str:
         if isinstance(v, dict):
             out += f"\n[{prefix}{k}]\n" + _toml(v, f"{prefix}{k}.")
     return out
-
-
-__all__ = ["IngestProcess", "Stack", "device_topic", "publish_all", "telemetry", "threading"]

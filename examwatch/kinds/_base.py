@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 EpochMs = Annotated[int, Field(ge=1_000_000_000_000, le=9_999_999_999_999)]
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
-Percent = Annotated[float, Field(ge=0, le=100)]
-Celsius = Annotated[float, Field(ge=-40, le=125)]
+Percent = Annotated[float, Field(ge=0, le=100, description="percent")]
+Celsius = Annotated[float, Field(ge=-40, le=125, description="temperature, °C")]
 
 
 class Channel(StrEnum):
@@ -31,7 +31,7 @@ class Envelope(BaseModel):
     ``drill=true`` and its alarms and SMS are routed as drills, never as the real thing.
     """
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=True)
 
     ts: EpochMs = Field(description="device clock, milliseconds since the Unix epoch (UTC)")
     device: DeviceId = Field(description="the sending device's id; must match the topic")

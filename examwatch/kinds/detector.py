@@ -15,7 +15,7 @@ from examwatch.kinds._base import Count, DeviceKind, Envelope, Percent
 
 
 class SelfTest(StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - a self-test result, not a password
     FAIL = "fail"
     NOT_RUN = "not_run"
 
@@ -23,7 +23,7 @@ class SelfTest(StrEnum):
 class DetectorTelemetry(Envelope):
     interval_s: int = Field(ge=1, le=3600, description="seconds covered by the counts below")
     battery_pct: Percent | None = Field(default=None, description="absent on mains-powered units")
-    self_test: SelfTest = SelfTest.NOT_RUN
+    self_test: SelfTest = Field(default=SelfTest.NOT_RUN, description="result of the last self-test")
     alarms: Count = Field(default=0, description="alarms raised in the interval")
     passes: Count | None = Field(default=None, description="people through a walk-through in the interval")
     sensitivity: int | None = Field(default=None, ge=1, le=100, description="sensitivity level")
@@ -42,6 +42,4 @@ class DetectorSelfTest(Envelope):
 
 DetectorEvent = Annotated[DetectorAlarm | DetectorSelfTest, Field(discriminator="event")]
 
-KIND = DeviceKind(
-    name="detector", title="metal detector", telemetry=DetectorTelemetry, event=DetectorEvent
-)
+KIND = DeviceKind(name="detector", title="metal detector", telemetry=DetectorTelemetry, event=DetectorEvent)

@@ -35,25 +35,25 @@ class JammerTelemetry(Envelope):
     mode: JammerMode = Field(description="schedule, manual or off")
     rf_dbm: dict[Band, Dbm] | None = Field(default=None, description="measured RF output per band")
     channels_on: dict[Band, bool] | None = Field(default=None, description="per-band channel bits")
-    attenuation_db: dict[Band, Attenuation] | None = None
+    attenuation_db: dict[Band, Attenuation] | None = Field(default=None, description="set attenuation per band")
     vswr: float | None = Field(default=None, ge=1, le=20, description="antenna voltage standing wave ratio")
     temperature_c: Celsius | None = None
-    voltage_v: float | None = Field(default=None, ge=0, le=400)
-    current_a: float | None = Field(default=None, ge=0, le=50)
-    fan_ok: bool | None = None
+    voltage_v: float | None = Field(default=None, ge=0, le=400, description="supply voltage, V")
+    current_a: float | None = Field(default=None, ge=0, le=50, description="supply current, A")
+    fan_ok: bool | None = Field(default=None, description="cooling fan running")
     fault_code: int = Field(default=0, ge=0, le=65535, description="vendor fault code, 0 = none")
 
 
 class JammerSwitched(Envelope):
     event: Literal["switched"]
-    on: bool
-    by: Literal["schedule", "manual", "remote"]
+    on: bool = Field(description="switched on (true) or off")
+    by: Literal["schedule", "manual", "remote"] = Field(description="what switched it")
 
 
 class JammerFault(Envelope):
     event: Literal["fault"]
-    code: int = Field(ge=1, le=65535)
-    text: str = Field(default="", max_length=200)
+    code: int = Field(ge=1, le=65535, description="vendor fault code")
+    text: str = Field(default="", max_length=200, description="vendor fault text")
     active: bool = Field(default=True, description="false is the fault's recovery")
 
 

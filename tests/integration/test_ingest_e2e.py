@@ -8,8 +8,13 @@ import time
 from examwatch.kinds import KINDS
 from tests.stack import Stack, device_topic, publish_all, telemetry
 
-DEVICES = {"gate": "S01-ENT-GATE1", "jammer": "S01-R02-JAM1", "detector": "S01-R01-DET1",
-           "camera": "S01-VAULT-CAM2", "power": "S01-VAULT-PWR1"}
+DEVICES = {
+    "gate": "S01-ENT-GATE1",
+    "jammer": "S01-R02-JAM1",
+    "detector": "S01-R01-DET1",
+    "camera": "S01-VAULT-CAM2",
+    "power": "S01-VAULT-PWR1",
+}
 
 
 def test_every_kind_lands_with_tags_and_skew(stack: Stack) -> None:
@@ -36,12 +41,22 @@ def test_events_and_status_land(stack: Stack) -> None:
     stack.start_ingest()
     gw = stack.gateway("S01")
     now = time.time_ns() // 1_000_000
-    ev = {"ts": now, "device": "S01-ENT-GATE2", "event": "reject", "reason": "face_mismatch", "attempt": 2, "score": 61.5}
-    publish_all(gw, [
-        (device_topic(stack, "S01-ENT-GATE2", "event"), json.dumps(ev).encode()),
-        (device_topic(stack, "S01-VAULT-PWR1", "status"), b"offline"),
-        (device_topic(stack, "S01-R01-JAM1", "telemetry"), telemetry("S01-R01-JAM1", "jammer", drill=True)),
-    ])
+    ev = {
+        "ts": now,
+        "device": "S01-ENT-GATE2",
+        "event": "reject",
+        "reason": "face_mismatch",
+        "attempt": 2,
+        "score": 61.5,
+    }
+    publish_all(
+        gw,
+        [
+            (device_topic(stack, "S01-ENT-GATE2", "event"), json.dumps(ev).encode()),
+            (device_topic(stack, "S01-VAULT-PWR1", "status"), b"offline"),
+            (device_topic(stack, "S01-R01-JAM1", "telemetry"), telemetry("S01-R01-JAM1", "jammer", drill=True)),
+        ],
+    )
     stack.wait_count("gate_event", 1)
     row = stack.influx.rows('SELECT * FROM "gate_event"')[0]
     assert (row["event"], row["reason"], row["attempt"], row["score"]) == ("reject", "face_mismatch", 2, 61.5)
