@@ -64,11 +64,13 @@ def format_loc(loc: Loc) -> str:
 
 
 def _nearest_line(loc: Loc, lines: dict[Loc, int]) -> int | None:
-    for end in range(len(loc), -1, -1):
-        line = lines.get(loc[:end])
-        if line is not None:
-            return line
-    return None
+    # A part that is not in the file (a discriminated union's tag, e.g. ``rules[1].threshold``)
+    # is skipped, so the error still points at the deepest value the file has.
+    found: Loc = ()
+    for part in loc:
+        if (*found, part) in lines:
+            found = (*found, part)
+    return lines.get(found)
 
 
 def explain(exc: ValidationError, source: str, lines: dict[Loc, int]) -> str:
