@@ -105,6 +105,25 @@ class RulesSettings(_Section):
     )
 
 
+class ApiSettings(_Section):
+    """The command-center API (``examwatch api serve``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    offline_after_s: int = Field(default=300, ge=5, le=86_400, description="a device silent this long is offline")
+    lookback_h: int = Field(default=24, ge=1, le=24 * 366, description="last seen is searched this far back")
+    status_cache_s: float = Field(
+        default=2.0, ge=0, le=60, description="device states read from InfluxDB are reused this long"
+    )
+    sse_poll_ms: int = Field(default=250, ge=10, le=10_000, description="the event stream looks for news this often")
+    drills_dir: Path = Field(default=Path("var/drills"), description="drill logs and JSON reports")
+    scenarios_dir: Path = Field(default=Path("config/scenarios"), description="drill scenarios that may be started")
+    drill_command: list[str] = Field(
+        default_factory=list, description="command that runs a scenario; empty: this examwatch's `drill run`"
+    )
+    access_log: bool = Field(default=False, description="uvicorn logs every request")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EXAMWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -123,6 +142,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     store: StoreSettings = StoreSettings()
     rules: RulesSettings = RulesSettings()
+    api: ApiSettings = ApiSettings()
 
     @model_validator(mode="after")
     def _secrets_fit_mode(self) -> Self:

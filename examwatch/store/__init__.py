@@ -1,6 +1,7 @@
 """The state store shared by the rules engine, the notifier and the API (SQLAlchemy 2 + alembic)."""
 
+from examwatch.store import access
 from examwatch.store.db import engine, migrate, open_store
 from examwatch.store.models import Alarm, Base, Readiness, RuleState, Transition
 
-__all__ = ["Alarm", "Base", "Readiness", "RuleState", "Transition", "engine", "migrate", "open_store"]
+__all__ = ["Alarm", "Base", "Readiness", "RuleState", "Transition", "access", "engine", "migrate", "open_store"]

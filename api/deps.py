@@ -1,0 +1,74 @@
+"""Dependencies as ``Annotated`` aliases: the world's parts, the caller and their role, paging."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.world import World
+from examwatch.store.access import Principal, Role, authenticate
+
+_bearer = HTTPBearer(auto_error=False, description="an API token from `examwatch api token create`")
+
+
+def get_world(request: Request) -> World:
+    world: World = request.app.state.world
+    return world
+
+
+WorldDep = Annotated[World, Depends(get_world)]
+
+
+def get_store(world: WorldDep) -> sa.Engine:
+    return world.store
+
+
+StoreDep = Annotated[sa.Engine, Depends(get_store)]
+
+
+def current_principal(
+    request: Request, world: WorldDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The token's holder; 401 without a valid token. Kept on the request for the audit log."""
+    principal = None if creds is None else authenticate(world.store, creds.credentials)
+    if principal is None:
+        raise HTTPException(401, "a valid API token is required (Authorization: Bearer …)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = principal
+    return principal
+
+
+def require(role: Role) -> object:
+    """A dependency that lets through callers whose role includes ``role`` (403 otherwise)."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.role.allows(role):
+            raise HTTPException(403, f"this needs the {role.value} role; {principal.name} is {principal.role.value}")
+        return principal
+
+    return Depends(check)
+
+
+Viewer = Annotated[Principal, require(Role.VIEWER)]
+Operator = Annotated[Principal, require(Role.OPERATOR)]
+Admin = Annotated[Principal, require(Role.ADMIN)]
+
+
+class Paging:
+    """``limit`` and ``offset`` query parameters of every list."""
+
+    def __init__(self, limit: Annotated[int, Query(ge=1, le=500, description="items per page")] = 50,
+                 offset: Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")] = 0) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+PagingDep = Annotated[Paging, Depends()]
+
+
+def audit(request: Request, **detail: object) -> None:
+    """Say what this write changed; the audit middleware stores it with who, when and from where."""
+    request.state.audit = detail
