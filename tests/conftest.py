@@ -9,6 +9,8 @@ import pytest
 from tests.servers import Influx
 from tests.stack import Stack
 
+pytest_plugins = ["tests.api_stack"]  # the `api` fixture: a running API over its own stack
+
 
 @pytest.fixture(scope="session")
 def influx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influx]:
