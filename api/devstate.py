@@ -10,6 +10,7 @@ InfluxDB one query, and one request at a time refreshes it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 from examwatch.influx import Influx
 from examwatch.kinds import KINDS
 
+log = logging.getLogger("examwatch.api")
 _MEASUREMENTS = ",".join(f'"{k}"' for k in sorted(KINDS))
 # Measurement names come from the kinds registry, never from a request; times are bound.
 QUERY = (
@@ -63,7 +65,12 @@ def combine(telemetry: dict[str, tuple[int, Any]], status: dict[str, tuple[int, 
 
 
 class DeviceStates:
-    """The cached snapshot of every device's state."""
+    """The shared snapshot of every device's state, refreshed behind the requests that read it.
+
+    A snapshot older than ``cache_s`` is refreshed by a background thread while requests keep
+    reading the previous one, so no request waits for InfluxDB; one older than five times that
+    (after a quiet spell) is refreshed before answering, so nobody is shown old news.
+    """
 
     def __init__(self, influx: Influx, offline_after_s: int, lookback_h: int, cache_s: float,
                  clock: Callable[[], int] = time.time_ns) -> None:
@@ -73,16 +80,39 @@ class DeviceStates:
         self._cache_ns = int(cache_s * 1e9)
         self._clock = clock
         self._lock = threading.Lock()
+        self._flag_lock = threading.Lock()
+        self._refreshing = False
         self._at_ns = 0
         self._states: dict[str, DeviceState] = {}
 
+    def _load(self) -> None:
+        now = self._clock()
+        results = self._influx.query(QUERY, {"since": now - self._lookback_ns}, epoch="ns")
+        states = combine(_by_device(results[0], "skew_ms"), _by_device(results[1], "online"), now,
+                         self._offline_after_s)
+        self._states, self._at_ns = states, now
+
+    def _refresh_in_background(self) -> None:
+        try:
+            with self._lock:
+                self._load()
+        except Exception:  # keep serving the last snapshot; the next read tries again
+            log.warning("device states not refreshed", exc_info=True)
+        finally:
+            self._refreshing = False
+
     def snapshot(self) -> dict[str, DeviceState]:
         """Device id → state; devices never heard of are absent (see ``OFFLINE``). Raises InfluxUnavailable."""
+        age = self._clock() - self._at_ns
+        if age < self._cache_ns and self._at_ns:
+            return self._states
+        if age < 5 * self._cache_ns and self._at_ns:
+            with self._flag_lock:  # not self._lock: a refresh in progress holds that one
+                start, self._refreshing = not self._refreshing, True
+            if start:
+                threading.Thread(target=self._refresh_in_background, daemon=True, name="device-states").start()
+            return self._states
         with self._lock:
-            now = self._clock()
-            if now - self._at_ns >= self._cache_ns or not self._at_ns:
-                results = self._influx.query(QUERY, {"since": now - self._lookback_ns}, epoch="ns")
-                self._states = combine(_by_device(results[0], "skew_ms"), _by_device(results[1], "online"),
-                                       now, self._offline_after_s)
-                self._at_ns = now
+            if self._clock() - self._at_ns >= self._cache_ns or not self._at_ns:
+                self._load()
             return self._states

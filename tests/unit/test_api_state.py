@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from api.devstate import OFFLINE, DeviceState, combine
+from api.devstate import OFFLINE, DeviceState, DeviceStates, combine
 from api.fields import telemetry_fields
 from api.rollup import Rollup
 from examwatch import sample
@@ -20,6 +21,7 @@ from examwatch.store import Readiness, open_store
 from examwatch.timetable import Paper, Timetable
 from rules.lifecycle import open_alarm
 from rules.model import Severity, Subject
+from tests.servers import wait_for
 
 S = 1_000_000_000
 NOW = 1_800_000_000 * S
@@ -88,3 +90,35 @@ def test_site_colours(world: tuple[Inventory, sa.Engine]) -> None:
     assert s2.alarms.critical == 1
     assert s2.next_paper is not None
     assert s2.next_paper.readiness.go is None
+
+
+class _CountingInflux:
+    """Stands in for InfluxDB's answer to the states query (a fake: only the call count matters here)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.gate = threading.Event()  # the second query waits for it, like a slow InfluxDB
+
+    def query(self, q: str, params: dict[str, object], epoch: str) -> list[dict[str, object]]:
+        if self.calls == 1:
+            assert self.gate.wait(5)
+        self.calls += 1
+        return [{"series": [{"tags": {"device": "d"}, "columns": ["time", "skew_ms"], "values": [[NOW, self.calls]]}]},
+                {}]
+
+
+def test_snapshot_is_refreshed_behind_readers_and_before_them_when_old() -> None:
+    influx = _CountingInflux()
+    clock = {"now": NOW}
+    states = DeviceStates(influx, 300, 24, 2.0, clock=lambda: clock["now"])  # type: ignore[arg-type]
+    assert states.snapshot()["d"].skew_ms == 1
+    clock["now"] += 1 * S
+    assert states.snapshot()["d"].skew_ms == 1
+    assert influx.calls == 1, "fresh enough: no query"
+    clock["now"] += 2 * S
+    assert states.snapshot()["d"].skew_ms == 1, "stale: the old snapshot is served while a thread refreshes"
+    assert states.snapshot()["d"].skew_ms == 1
+    influx.gate.set()
+    wait_for(lambda: influx.calls == 2 and states.snapshot()["d"].skew_ms == 2, 5, "the background refresh")
+    clock["now"] += 60 * S
+    assert states.snapshot()["d"].skew_ms == 3, "too old to serve: refreshed before answering"
