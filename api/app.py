@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import problems
+from api.deps import TokenCache
 from api.drills import Drills
 from api.models.common import problem_responses
 from api.observe import Metrics, Observe
@@ -40,6 +41,7 @@ def create_app(world: World) -> FastAPI:
     app.state.world = world
     app.state.drills = drill_runner
     app.state.metrics = Metrics()
+    app.state.tokens = TokenCache()
     problems.install(app)
     app.include_router(health.router)
     guarded = problem_responses(401, 403, 404)

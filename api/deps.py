@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -22,18 +24,43 @@ def get_world(request: Request) -> World:
 WorldDep = Annotated[World, Depends(get_world)]
 
 
-def get_store(world: WorldDep) -> sa.Engine:
-    return world.store
+class TokenCache:
+    """Answers of ``authenticate`` for ``ttl_s``: a wall polling every second costs no store query each time.
 
+    A token revoked through the API is forgotten at once; one revoked with the CLI (another
+    process) stops working within ``ttl_s``.
+    """
 
-StoreDep = Annotated[sa.Engine, Depends(get_store)]
+    def __init__(self, ttl_s: float = 2.0, size: int = 4096) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, Principal | None]] = {}
+
+    def authenticate(self, store: sa.Engine, plain: str) -> Principal | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._seen.get(plain)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = authenticate(store, plain)
+        with self._lock:
+            if len(self._seen) >= self.size:
+                self._seen.clear()
+            self._seen[plain] = (now + self.ttl_s, principal)
+        return principal
+
+    def forget(self) -> None:
+        with self._lock:
+            self._seen.clear()
 
 
 def current_principal(
     request: Request, world: WorldDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     """The token's holder; 401 without a valid token. Kept on the request for the audit log."""
-    principal = None if creds is None else authenticate(world.store, creds.credentials)
+    tokens: TokenCache = request.app.state.tokens
+    principal = None if creds is None else tokens.authenticate(world.reader, creds.credentials)
     if principal is None:
         raise HTTPException(401, "a valid API token is required (Authorization: Bearer …)",
                             headers={"WWW-Authenticate": "Bearer"})

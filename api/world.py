@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import yaml
+from sqlalchemy import event
 
 from api.devstate import DeviceStates
 from examwatch import inventory as inventory_mod
@@ -33,11 +34,29 @@ def write_yaml(path: Path, data: Any) -> None:
     Path(tmp).replace(path)
 
 
+def read_engine(url: str) -> sa.Engine:
+    """An engine for reads only. The store's own engine begins every SQLite transaction with
+    BEGIN IMMEDIATE (the write lock) so that writers never deadlock; a read needs no lock in WAL
+    mode, and taking it would queue the API's reads behind the rules engine's writes."""
+    eng = sa.create_engine(url)
+    if eng.dialect.name == "sqlite":
+
+        def pragmas(dbapi_conn: Any, _record: object) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA query_only=ON")
+            cur.close()
+
+        event.listen(eng, "connect", pragmas)
+    return eng
+
+
 @dataclass
 class World:
     settings: Settings
     config_path: Path | None
     store: sa.Engine
+    reader: sa.Engine
     influx: Influx
     inventory: Inventory
     timetable: Timetable
@@ -49,9 +68,13 @@ class World:
         """Open the store (migrated), InfluxDB, and load the inventory and timetable. Raises DataFileError."""
         influx = Influx(settings.influx, pool_size=8)
         a = settings.api
-        return cls(settings, config_path, open_store(settings.store.url), influx,
-                   inventory_mod.load(settings.inventory), timetable_mod.load(settings.timetable),
-                   DeviceStates(influx, a.offline_after_s, a.lookback_h, a.status_cache_s))
+        inv = inventory_mod.load(settings.inventory)
+        world: World
+        states = DeviceStates(influx, lambda: [s.id for s in world.inventory.sites], a.offline_after_s, a.lookback_h,
+                              a.status_cache_s)
+        world = cls(settings, config_path, open_store(settings.store.url), read_engine(settings.store.url), influx,
+                    inv, timetable_mod.load(settings.timetable), states)
+        return world
 
     def replace_inventory(self, inv: Inventory) -> None:
         """Write ``inv`` to the inventory file and serve it from now on (services read it at their start)."""

@@ -113,7 +113,7 @@ class ApiSettings(_Section):
     offline_after_s: int = Field(default=300, ge=5, le=86_400, description="a device silent this long is offline")
     lookback_h: int = Field(default=24, ge=1, le=24 * 366, description="last seen is searched this far back")
     status_cache_s: float = Field(
-        default=2.0, ge=0, le=60, description="device states read from InfluxDB are reused this long"
+        default=5.0, ge=0, le=60, description="device states read from InfluxDB are reused this long"
     )
     sse_poll_ms: int = Field(default=250, ge=10, le=10_000, description="the event stream looks for news this often")
     drills_dir: Path = Field(default=Path("var/drills"), description="drill logs and JSON reports")

@@ -73,7 +73,7 @@ def list_alarms(
         conds.append(sa.and_(_A.c.subject_type == "device", _A.c.subject.in_(ids)))
     if drill is not None:
         conds.append(_A.c.drill.is_(drill))
-    with world.store.connect() as conn:
+    with world.reader.connect() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(_A).where(*conds)).scalar_one()
         rows = conn.execute(sa.select(_A).where(*conds).order_by(_A.c.id.desc())
                             .limit(page.limit).offset(page.offset)).all()
@@ -82,7 +82,7 @@ def list_alarms(
 
 
 def _detail(world: World, alarm_id: int) -> AlarmDetail:
-    with world.store.connect() as conn:
+    with world.reader.connect() as conn:
         row = conn.execute(sa.select(_A).where(_A.c.id == alarm_id)).first()
         if row is None:
             raise HTTPException(404, f"no alarm {alarm_id}")

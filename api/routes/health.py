@@ -48,13 +48,13 @@ def _influx(world: World) -> str:
 
 
 def _store(world: World) -> str:
-    with world.store.connect() as conn:
+    with world.reader.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
     return world.store.dialect.name
 
 
 @router.get("", summary="Liveness: the API process answers")
-def liveness() -> Health:
+async def liveness() -> Health:
     """Always ok while the process serves requests; checks nothing else."""
     return Health(status="ok", checks={})
 

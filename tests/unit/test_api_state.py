@@ -29,12 +29,13 @@ NOW = 1_800_000_000 * S
 
 def test_online_needs_a_recent_report_and_no_later_offline() -> None:
     states = combine(
-        telemetry={"fresh": (NOW - 10 * S, 120), "stale": (NOW - 301 * S, 5), "died": (NOW - 10 * S, 0),
+        telemetry={"fresh": (NOW - 10 * S, 120), "stale": (NOW - 301 * S, 5), "slow clock": (NOW - 400 * S, 399_000), "died": (NOW - 10 * S, 0),
                    "back": (NOW - 2 * S, 0)},
         status={"died": (NOW - 5 * S, False), "back": (NOW - 5 * S, False), "ghost": (NOW, True)},
         now_ns=NOW, offline_after_s=300)
     assert states["fresh"] == DeviceState(NOW - 10 * S, 120, None, None, True)
     assert not states["stale"].online
+    assert states["slow clock"].online, "received 1 s ago: its clock is 399 s behind, which is the skew rule's business"
     assert not states["died"].online, "its last will came after its last report"
     assert states["back"].online, "it reported again after saying offline"
     assert not states["ghost"].online, "a retained 'online' without telemetry is not enough"
@@ -110,7 +111,7 @@ class _CountingInflux:
 def test_snapshot_is_refreshed_behind_readers_and_before_them_when_old() -> None:
     influx = _CountingInflux()
     clock = {"now": NOW}
-    states = DeviceStates(influx, 300, 24, 2.0, clock=lambda: clock["now"])  # type: ignore[arg-type]
+    states = DeviceStates(influx, lambda: ["S01"], 300, 24, 2.0, clock=lambda: clock["now"])  # type: ignore[arg-type]
     assert states.snapshot()["d"].skew_ms == 1
     clock["now"] += 1 * S
     assert states.snapshot()["d"].skew_ms == 1
