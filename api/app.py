@@ -12,7 +12,19 @@ from api.deps import TokenCache
 from api.drills import Drills
 from api.models.common import problem_responses
 from api.observe import Metrics, Observe
-from api.routes import access, alarms, devices, drills, events, health, inventory, metrics, sites, timetable
+from api.routes import (
+    access,
+    alarms,
+    devices,
+    drills,
+    events,
+    health,
+    inventory,
+    metrics,
+    notifications,
+    sites,
+    timetable,
+)
 from api.world import World
 
 DESCRIPTION = """\
@@ -21,7 +33,7 @@ alarms (acknowledge, resolve, comment), timetable, readiness, drills, inventory,
 log, and live updates over Server-Sent Events.
 
 Every endpoint but `/health` needs `Authorization: Bearer <token>` (`examwatch api token create`).
-Roles: **viewer** reads; **operator** also acknowledges, resolves and comments; **admin** also
+Roles: **viewer** reads; **operator** also acknowledges, resolves, comments and silences; **admin** also
 changes the inventory and timetable, starts drills and manages tokens. Every write is in the
 audit log. Errors are RFC 9457 problem details (`application/problem+json`).
 """
@@ -45,7 +57,7 @@ def create_app(world: World) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     guarded = problem_responses(401, 403, 404)
-    for module in (sites, devices, alarms, timetable, drills, inventory, access, events, metrics):
+    for module in (sites, devices, alarms, notifications, timetable, drills, inventory, access, events, metrics):
         app.include_router(module.router, responses=guarded)
     app.add_middleware(Observe, metrics=app.state.metrics)
     return app

@@ -60,7 +60,7 @@ def current_principal(
 ) -> Principal:
     """The token's holder; 401 without a valid token. Kept on the request for the audit log."""
     tokens: TokenCache = request.app.state.tokens
-    principal = None if creds is None else tokens.authenticate(world.reader, creds.credentials)
+    principal = None if creds is None else tokens.authenticate(world.store, creds.credentials)
     if principal is None:
         raise HTTPException(401, "a valid API token is required (Authorization: Bearer …)",
                             headers={"WWW-Authenticate": "Bearer"})

@@ -11,7 +11,6 @@ from typing import Any
 
 import sqlalchemy as sa
 import yaml
-from sqlalchemy import event
 
 from api.devstate import DeviceStates
 from examwatch import inventory as inventory_mod
@@ -34,29 +33,11 @@ def write_yaml(path: Path, data: Any) -> None:
     Path(tmp).replace(path)
 
 
-def read_engine(url: str) -> sa.Engine:
-    """An engine for reads only. The store's own engine begins every SQLite transaction with
-    BEGIN IMMEDIATE (the write lock) so that writers never deadlock; a read needs no lock in WAL
-    mode, and taking it would queue the API's reads behind the rules engine's writes."""
-    eng = sa.create_engine(url)
-    if eng.dialect.name == "sqlite":
-
-        def pragmas(dbapi_conn: Any, _record: object) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout=10000")
-            cur.execute("PRAGMA query_only=ON")
-            cur.close()
-
-        event.listen(eng, "connect", pragmas)
-    return eng
-
-
 @dataclass
 class World:
     settings: Settings
     config_path: Path | None
     store: sa.Engine
-    reader: sa.Engine
     influx: Influx
     inventory: Inventory
     timetable: Timetable
@@ -72,7 +53,7 @@ class World:
         world: World
         states = DeviceStates(influx, lambda: [s.id for s in world.inventory.sites], a.offline_after_s, a.lookback_h,
                               a.status_cache_s)
-        world = cls(settings, config_path, open_store(settings.store.url), read_engine(settings.store.url), influx,
+        world = cls(settings, config_path, open_store(settings.store.url), influx,
                     inv, timetable_mod.load(settings.timetable), states)
         return world
 

@@ -32,7 +32,7 @@ import httpx
 import typer
 
 from examwatch import broker, inventory, timetable
-from examwatch.store import open_store
+from examwatch.store import open_store, writing
 from examwatch.store.access import Role, create_token
 from rules.lifecycle import open_alarm
 from rules.model import Severity, Subject
@@ -227,11 +227,11 @@ class District:
         self.ingest.start(timeout=30)
         store = open_store(self.store_url)
         token = create_token(store, "bench", Role.VIEWER, "bench")[1]
-        with store.begin() as conn:
+        with writing(store) as conn:
             for site in self.inv.sites:
                 for d in site.devices[:2]:
-                    open_alarm(conn, "bench_alarm", Subject.device(self.inv.devices[d.id]), Severity.MAJOR,
-                               "bench", False, time.time_ns(), 0)
+                    open_alarm(conn, "bench_alarm", Subject.device(self.inv.devices[d.id]), severity=Severity.MAJOR,
+                               message="bench", drill=False, at_ns=time.time_ns(), pending_for_s=0)
         log = (self.root / "logs" / "simulate.out").open("wb")
         self.simulator = subprocess.Popen([EXAMWATCH, "simulate", "--config", str(self.config), "--interval", "5"],
                                           stdout=log, stderr=subprocess.STDOUT)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from examwatch.kinds import KINDS, Envelope
+from examwatch.rejects import Reason
 
 INTRO = """\
 # The device contract
@@ -42,9 +43,7 @@ a site gateway (MQTT user `gw-<site>`) may publish for every device of its site.
 - Ingest stores the receive time beside the device time: every point has `skew_ms` = receive − device
   time in milliseconds, and a device clock more than 24 h off is refused.
 - Counts (`passes`, `alarms`, …) are per report interval (`interval_s`), not running totals.
-- A refused message is kept in InfluxDB measurement `ingest_reject` with its reason
-  (`bad_topic`, `unknown_kind`, `unknown_channel`, `unknown_device`, `topic_mismatch`, `too_large`,
-  `not_utf8`, `not_json`, `schema`, `non_finite`, `clock_offset`, `bad_status`).
+- A refused message is kept in InfluxDB measurement `ingest_reject` with its reason: %REASONS%.
 
 ## Where it lands in InfluxDB
 
@@ -107,7 +106,8 @@ def _table(model: type[BaseModel], skip: frozenset[str]) -> str:
 def render() -> str:
     """The whole contract as Markdown."""
     envelope = "; ".join(f"`{n}` ({f.description})" for n, f in Envelope.model_fields.items())
-    out = [INTRO.replace("%KINDS%", ", ".join(f"`{k}`" for k in KINDS)).replace("%ENVELOPE%", envelope)]
+    out = [INTRO.replace("%KINDS%", ", ".join(f"`{k}`" for k in KINDS)).replace("%ENVELOPE%", envelope)
+           .replace("%REASONS%", ", ".join(f"`{r.value}`" for r in Reason))]
     skip = frozenset(Envelope.model_fields)
     for kind in KINDS.values():
         out.append(f"## `{kind.name}`: {kind.title}\n")

@@ -12,7 +12,7 @@ import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -94,17 +94,46 @@ class StoreSettings(_Section):
 
 
 class RulesSettings(_Section):
+    """The rules engine (``examwatch rules``)."""
+
     rules_dir: Path = Field(default=Path("config/rules"), description="one YAML rules file per device kind")
-    worker: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="MQTT client id rules-<worker>")
-    session_expiry_s: int = Field(default=86_400, ge=60, description="broker keeps our queue this long offline")
-    receive_maximum: int = Field(default=10_000, ge=20, le=65_535, description="unacknowledged messages in flight")
-    commit_interval_ms: int = Field(default=50, ge=1, le=10_000, description="state committed, then acked, this often")
-    tick_s: float = Field(default=1.0, gt=0, le=60, description="room/site rules (coverage, readiness) run this often")
+    worker: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="client id rules-<id>")
+    session_expiry_s: int = Field(default=86_400, ge=60, description="broker keeps our queue this long")
+    receive_maximum: int = Field(default=10_000, ge=20, le=65_535, description="unacknowledged messages")
+    commit_interval_ms: int = Field(default=50, ge=1, le=10_000, description="commit, then ack, this often")
+    tick_s: float = Field(default=1.0, gt=0, le=60, description="coverage and readiness run this often")
     restart_grace_s: float = Field(
-        default=10.0, ge=0, le=3600, description="after a start, absence waits this long for the broker's backlog"
+        default=10.0, ge=0, le=3600, description="after a start, absence waits this long for the backlog"
     )
 
 
+class NotifySettings(_Section):
+    """The notifier: roster, message language, SMS provider, outbox retries, escalation."""
+
+    roster: Path = Field(default=Path("config/roster.yaml"), description="duty roster: people, routes, labels")
+    language: Literal["zh", "en"] = Field(default="zh", description="message language")
+    timezone: str = Field(default="Asia/Shanghai", description="times in messages and active hours")
+    provider: Literal["kannel", "apprise"] = Field(default="kannel", description="SMS gateway")
+    kannel_url: str = Field(default="http://127.0.0.1:13013/cgi-bin/sendsms", description="Kannel smsbox sendsms")
+    kannel_username: str = Field(default="", description="Kannel sendsms-user username")
+    kannel_password: SecretStr = Field(default=SecretStr(""), description="Kannel sendsms-user password")
+    kannel_from: str = Field(default="10690000", description="sender number shown on the phone")
+    apprise_url: SecretStr = Field(
+        default=SecretStr(""), description="Apprise URL with {phone} for the recipient, e.g. twilio://SID:TOKEN@FROM/{phone}"
+    )
+    send_timeout_s: float = Field(default=5.0, gt=0, le=120, description="one provider call")
+    retry_min_s: float = Field(default=1.0, gt=0, le=600, description="first retry after a failed send")
+    retry_max_s: float = Field(default=30.0, gt=0, le=3600, description="retries back off up to this")
+    rate_per_phone: int = Field(default=10, ge=1, le=1000, description="messages per phone per rate_window_s")
+    rate_window_s: float = Field(default=60.0, gt=0, le=86_400)
+    escalate_severities: tuple[str, ...] = Field(default=("critical",), description="these remind and escalate")
+    remind_every_s: float = Field(default=300.0, gt=0, description="reminder while unacknowledged (M)")
+    escalate_after_s: float = Field(default=900.0, gt=0, description="next roster level if unacknowledged (N)")
+    all_clear: bool = Field(default=True, description="send an all-clear when the alarm resolves")
+    worker: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="MQTT client id notify-<worker>")
+    state_dir: Path = Field(default=Path("var/notify"), description="the message being sent, per worker")
+    session_expiry_s: int = Field(default=86_400, ge=60, description="broker keeps our queue this long offline")
+    receive_maximum: int = Field(default=1000, ge=20, le=65_535, description="unacknowledged transitions in flight")
 class ApiSettings(_Section):
     """The command-center API (``examwatch api serve``)."""
 
@@ -142,6 +171,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     store: StoreSettings = StoreSettings()
     rules: RulesSettings = RulesSettings()
+    notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()
 
     @model_validator(mode="after")

@@ -8,7 +8,6 @@ wall. Nothing about a bad message affects the messages around it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -17,27 +16,12 @@ from examwatch import lineproto, topics
 from examwatch.datafile import format_loc
 from examwatch.inventory import DeviceRef
 from examwatch.kinds import ENVELOPE_FIELDS, KINDS, Channel, Envelope
+from examwatch.rejects import REJECT_MEASUREMENT, Reason
 
-REJECT_MEASUREMENT = "ingest_reject"
 STATUS_MEASUREMENT = "device_status"
 _PAYLOAD_KEPT = 512
 #: The envelope becomes time and tags, and an event's type becomes its ``event`` tag.
 _NOT_FIELDS = ENVELOPE_FIELDS | {"event"}
-
-
-class Reason(StrEnum):
-    BAD_TOPIC = "bad_topic"  # not exam/v1/{site}/{kind}/{device}/{channel}
-    UNKNOWN_KIND = "unknown_kind"
-    UNKNOWN_CHANNEL = "unknown_channel"
-    UNKNOWN_DEVICE = "unknown_device"  # not in the inventory: a security event
-    TOPIC_MISMATCH = "topic_mismatch"  # topic's site/kind or payload's device disagree with the inventory
-    TOO_LARGE = "too_large"
-    NOT_UTF8 = "not_utf8"
-    NOT_JSON = "not_json"
-    SCHEMA = "schema"  # wrong type, missing or extra field, out of bounds
-    NON_FINITE = "non_finite"  # NaN or Infinity
-    CLOCK_OFFSET = "clock_offset"  # device timestamp too far from receive time
-    BAD_STATUS = "bad_status"  # status payload other than online/offline
 
 
 @dataclass(frozen=True, slots=True)

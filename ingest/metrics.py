@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ingest.decode import Reason
+from examwatch.rejects import Reason
 
 
 @dataclass

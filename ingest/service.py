@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from examwatch import credentials, mqtt, topics
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.inventory import Inventory
+from examwatch.rejects import Reason
 from examwatch.settings import Settings
 from ingest.batch import Batcher
 from ingest.decode import Decoder
@@ -79,7 +80,12 @@ class Ingest:
         if self._stopping:
             return  # not acknowledged: the broker redelivers it to the next session
         self.stats.received += 1
-        line, reason = self.decoder.decode(msg.topic, msg.payload, time.time_ns())
+        try:
+            line, reason = self.decoder.decode(msg.topic, msg.payload, time.time_ns())
+        except Exception as exc:  # a decoder bug must cost one message a record, not the MQTT thread
+            log.exception("decoder failed on %s", msg.topic)
+            reason = Reason.INTERNAL
+            line = self.decoder.reject_line(msg.topic, msg.payload, time.time_ns(), reason, repr(exc))
         if reason is not None:
             self.stats.rejected[reason] += 1
         full = self.batcher.add(line, msg.mid, msg.qos)

@@ -9,6 +9,7 @@ of new batches.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -67,8 +68,20 @@ class Writer:
         self._thread.join()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            # A writer that cannot write (disk full, a bug) must not leave a process that looks
+            # alive but acknowledges nothing: exit, and let the supervisor restart us. Everything
+            # unacknowledged is redelivered, exactly as after a SIGKILL.
+            log.critical("writer failed; exiting so unacknowledged messages are redelivered", exc_info=True)
+            os._exit(70)
+
+    def _loop(self) -> None:
         wait = self.batcher.latency_s
         while True:
+            if len(self.spool) and time.monotonic() >= self._retry_at:
+                wait = 0.0  # a backlog to replay and InfluxDB worth trying: do not idle
             try:
                 batch: Batch | None = self.full.get(timeout=max(wait, 0.001))
             except queue.Empty:

@@ -15,10 +15,10 @@ from examwatch.cli import ConfigOption, fail, inventory_or_exit, settings_or_exi
 from examwatch.datafile import DataFileError
 from examwatch.mqtt import ConnectRefused
 from examwatch.store import open_store
-from rules import lifecycle, rulesfile
+from rules import lifecycle, rulesfile, service
 from rules.lifecycle import AlarmError, AlarmView
 
-app = typer.Typer(help="Rules engine and alarm lifecycle.", invoke_without_command=True, no_args_is_help=False)
+app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 ByOption = Annotated[str, typer.Option("--by", help="who does it (kept with the transition)")]
 CommentOption = Annotated[str, typer.Option("--comment", help="why, what was done")]
 
@@ -46,20 +46,21 @@ def rules(
 ) -> None:
     """Evaluate the rules on the live stream (with no subcommand), or manage alarms.
 
-    The engine consumes exam/v1/# through the shared subscription $share/rules (user
-    svc-rules), validates each message against the device kinds and the inventory, and
-    evaluates the rules in rules.rules_dir (one YAML file per device kind, plus site.yaml).
-    Absence runs on timers of receive time; InfluxDB is never polled. Every alarm transition
-    is kept in the store, written to InfluxDB (measurement alarm) and published retained on
-    exam/v1/_alarm/{site}/{rule}/{subject}; readiness at T-30 min goes to
-    exam/v1/_readiness/{site}. A broken rules file stops the start with file:line: field:
-    reason. SIGHUP reloads the rules keeping alarm state; SIGTERM commits and stops.
+    Consumes exam/v1/# through $share/rules (user svc-rules); InfluxDB is never polled.
+
+    Rules: rules.rules_dir holds one YAML file per device kind, plus site.yaml.
+
+    Alarms: kept in the store, written to InfluxDB (alarm), retained on exam/v1/_alarm/...
+
+    Readiness (T-30 min): kept, written to InfluxDB (readiness), retained on exam/v1/_readiness/{site}.
+
+    A broken rules file stops the start with file:line: field: reason.
+
+    SIGHUP reloads the rules keeping alarm state; SIGTERM commits and stops.
     """
     if ctx.invoked_subcommand is not None:
         ctx.obj = config
         return
-    from rules import service
-
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = settings_or_exit(config)
     inventory = inventory_or_exit(settings.inventory)
@@ -73,7 +74,7 @@ def rules(
     except ConnectRefused as exc:
         fail(str(exc), code=3)
     except (OSError, sa.exc.SQLAlchemyError) as exc:
-        fail(f"cannot start: {exc}", code=3)
+        fail(f"stopped: {exc}", code=3)
 
 
 def _show(a: AlarmView) -> str:
@@ -83,8 +84,12 @@ def _show(a: AlarmView) -> str:
 
 
 @app.command("ack")
-def ack(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="alarm id (see `list`)")],
-        by: ByOption, comment: CommentOption = "") -> None:
+def ack(
+    ctx: typer.Context,
+    alarm_id: Annotated[int, typer.Argument(help="alarm id (see `list`)")],
+    by: ByOption,
+    comment: CommentOption = "",
+) -> None:
     """Acknowledge an alarm: someone owns it now. Kept with who, when and the comment."""
     try:
         typer.echo(_show(lifecycle.acknowledge(_store(ctx.obj), alarm_id, by, comment)))
@@ -93,8 +98,12 @@ def ack(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="alarm 
 
 
 @app.command("resolve")
-def resolve(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="alarm id (see `list`)")],
-            by: ByOption, comment: CommentOption = "") -> None:
+def resolve(
+    ctx: typer.Context,
+    alarm_id: Annotated[int, typer.Argument(help="alarm id (see `list`)")],
+    by: ByOption,
+    comment: CommentOption = "",
+) -> None:
     """Resolve an alarm by hand (the engine resolves alarms whose condition clears by itself)."""
     try:
         typer.echo(_show(lifecycle.resolve(_store(ctx.obj), alarm_id, by, comment)))
@@ -103,10 +112,12 @@ def resolve(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="al
 
 
 @app.command("list")
-def list_(ctx: typer.Context,
-          all_: Annotated[bool, typer.Option("--all", help="resolved alarms too")] = False,
-          site: Annotated[str | None, typer.Option(help="only this site")] = None,
-          limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 200) -> None:
+def list_(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="resolved alarms too")] = False,
+    site: Annotated[str | None, typer.Option(help="only this site")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 200,
+) -> None:
     """List alarms, newest first: id, state, severity, rule, subject, last change, message."""
     for a in lifecycle.list_alarms(_store(ctx.obj), active_only=not all_, site=site, limit=limit):
         typer.echo(_show(a))
@@ -117,7 +128,8 @@ def history(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="al
     """Every transition of an alarm: when, state, severity, by whom, comment, message."""
     for t in lifecycle.history(_store(ctx.obj), alarm_id):
         when = datetime.fromtimestamp(t.at_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        typer.echo(f"{alarm_id}.{t.seq} {when}Z {t.state:<12} {t.severity:<8} by {t.by}: {t.comment or '-'} | {t.message}")
+        who = f"by {t.by}: {t.comment or '-'}"
+        typer.echo(f"{alarm_id}.{t.seq} {when}Z {t.state:<12} {t.severity:<8} {who} | {t.message}")
 
 
 @app.command("check")

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 from collections.abc import Iterable
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from examwatch.store import Readiness, RuleState
+from examwatch.store import Readiness, RuleState, Transition, writing
 from rules.book import PROMOTE, Book
 from rules.model import Clock, Observation, Verdict
 from rules.rulesfile import RuleSet
@@ -29,6 +30,7 @@ log = logging.getLogger("examwatch.rules")
 SEEN = "_seen"  # rule_state rows that hold the liveness of each device
 _S = cast(sa.Table, RuleState.__table__)
 _R = cast(sa.Table, Readiness.__table__)
+_T = cast(sa.Table, Transition.__table__)
 
 
 def build(ruleset: RuleSet, world: World) -> list[Rule[Any]]:
@@ -39,8 +41,16 @@ def build(ruleset: RuleSet, world: World) -> list[Rule[Any]]:
 
 
 class Engine:
-    def __init__(self, store: sa.Engine, world: World, ruleset: RuleSet, clock: Clock, *,
-                 grace_s: float = 10.0, tick_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: sa.Engine,
+        world: World,
+        ruleset: RuleSet,
+        clock: Clock,
+        *,
+        grace_s: float = 10.0,
+        tick_s: float = 1.0,
+    ) -> None:
         self.store = store
         self.world = world
         self.clock = clock
@@ -48,20 +58,20 @@ class Engine:
         self.tick_s = tick_s
         self.timers = TimerHeap()
         self.book = Book(self.timers)
-        self.rules = build(ruleset, world)
-        self.by_name = {r.name: r for r in self.rules}
+        self._index(build(ruleset, world))
         self._conn: sa.Connection | None = None
         self._tx: sa.Transaction | None = None
         self._last_ns = 0
         self._next_tick = 0.0
         self._seen_dirty: set[str] = set()
+        self._sent: queue.SimpleQueue[tuple[list[int], list[int]]] = queue.SimpleQueue()
         self.evaluated = 0
 
     # -- start, reload -------------------------------------------------------------------------
 
     def restore(self) -> None:
         """Load liveness, rule state and active alarms from the store, then start every rule."""
-        with self.store.begin() as conn:
+        with writing(self.store) as conn:
             for rule, subject, text in conn.execute(sa.select(_S.c.rule, _S.c.subject, _S.c.state)):
                 value = json.loads(text)
                 if rule == SEEN:
@@ -74,16 +84,20 @@ class Engine:
             if ref is not None:
                 self.world.site_last_s[ref.site] = max(self.world.site_last_s.get(ref.site, 0.0), seen.last_s)
         now = self.clock()
+        self.world.started_s, self.world.grace_s = now, self.grace_s
         for rule in self.rules:
             rule.start(now, self.timers, self.grace_s)
-        log.info("restored %d devices' liveness, %d active alarms, %d rules",
-                 len(self.world.seen), len(self.book.active), len(self.rules))
+        log.info(
+            "restored %d devices' liveness, %d active alarms, %d rules",
+            len(self.world.seen),
+            len(self.book.active),
+            len(self.rules),
+        )
 
     def reload(self, ruleset: RuleSet) -> None:
         """Swap in new rules; a rule keeping its name and type keeps its state; alarms stay."""
         old = self.by_name
-        self.rules = build(ruleset, self.world)
-        self.by_name = {r.name: r for r in self.rules}
+        self._index(build(ruleset, self.world))
         now = self.clock()
         for rule in self.rules:
             prev = old.get(rule.name)
@@ -91,6 +105,15 @@ class Engine:
                 rule.state = prev.state
             rule.start(now, self.timers, 0.0)
         log.info("reloaded %d rules", len(self.rules))
+
+    def _index(self, rules: list[Rule[Any]]) -> None:
+        self.rules = rules
+        self.by_name = {r.name: r for r in rules}
+        kinds = {ref.kind for ref in self.world.devices.values()}
+        #: per device kind, the rules that look at its messages, in evaluation order
+        self.dispatch = {
+            k: [r for r in rules if r.SEES == "all" or (r.SEES == "own" and r.kind == k)] for k in kinds
+        }
 
     # -- evaluation ----------------------------------------------------------------------------
 
@@ -101,6 +124,7 @@ class Engine:
     def conn(self) -> sa.Connection:
         if self._conn is None:
             self._conn = self.store.connect()
+            self._conn.execution_options(writer=True)
             self._tx = self._conn.begin()
         return self._conn
 
@@ -113,7 +137,7 @@ class Engine:
         self.evaluated += 1
         if self.world.heard(obs.ref, obs.recv_s, obs.drill, lwt_offline=obs.online is False):
             self._seen_dirty.add(obs.ref.id)
-        for rule in self.rules:
+        for rule in self.dispatch[obs.ref.kind]:
             out = rule.on_message(obs)
             if out:
                 self._apply(rule, out, obs.recv_s)
@@ -140,8 +164,11 @@ class Engine:
 
     def _readiness(self, reports: list[ReadinessReport], now: float) -> None:
         at = self._ns(now)
-        rows = [dict(paper=r.paper, site=r.site, room=r.room, go=r.go, detail=r.detail, drill=r.drill, at_ns=at,
-                     sent=False) for r in reports]
+        rows = [
+            {"paper": r.paper, "site": r.site, "room": r.room, "go": r.go, "detail": r.detail,
+             "drill": r.drill, "at_ns": at, "sent": False}
+            for r in reports
+        ]
         self.conn().execute(sa.insert(_R), rows)
         for r in reports:
             if r.room == "_site":
@@ -149,8 +176,29 @@ class Engine:
 
     # -- persistence ---------------------------------------------------------------------------
 
+    def mark_sent(self, transitions: list[int], readiness: list[int]) -> None:
+        """From the outbox thread: these rows were sent; the next commit records it.
+
+        The engine is the store's busiest writer, so the outbox's writes ride in its
+        transactions instead of waiting for SQLite's write lock.
+        """
+        self._sent.put((transitions, readiness))
+
     def dirty(self) -> bool:
-        return self._conn is not None or bool(self._seen_dirty) or any(r.dirty for r in self.rules)
+        return (
+            self._conn is not None
+            or bool(self._seen_dirty)
+            or any(r.dirty for r in self.rules)
+            or not self._sent.empty()
+        )
+
+    def _record_sent(self, conn: sa.Connection) -> None:
+        while not self._sent.empty():
+            trans, ready = self._sent.get_nowait()
+            if trans:
+                conn.execute(sa.update(_T).where(_T.c.id.in_(trans)).values(sent=True))
+            if ready:
+                conn.execute(sa.update(_R).where(_R.c.id.in_(ready)).values(sent=True))
 
     def commit(self) -> bool:
         """Write changed state and close the transaction; True when anything was written."""
@@ -161,20 +209,27 @@ class Engine:
         deletes: list[dict[str, str]] = []
         for dev in self._seen_dirty:
             s = self.world.seen[dev]
-            upserts.append({"rule": SEEN, "subject": dev, "state": json.dumps([s.last_s, s.lwt_offline, s.drill])})
+            upserts.append(
+                {"rule": SEEN, "subject": dev, "state": json.dumps([s.last_s, s.lwt_offline, s.drill])}
+            )
         self._seen_dirty.clear()
         for rule in self.rules:
             for subject in rule.dirty:
                 if subject in rule.state:
-                    upserts.append({"rule": rule.name, "subject": subject, "state": json.dumps(rule.state[subject])})
+                    upserts.append(
+                        {"rule": rule.name, "subject": subject, "state": json.dumps(rule.state[subject])}
+                    )
                 else:
                     deletes.append({"r": rule.name, "s": subject})
             rule.dirty.clear()
         if upserts:
             conn.execute(_upsert(conn), upserts)
+        self._record_sent(conn)
         if deletes:
-            conn.execute(sa.delete(_S).where(_S.c.rule == sa.bindparam("r"), _S.c.subject == sa.bindparam("s")),
-                         deletes)
+            conn.execute(
+                sa.delete(_S).where(_S.c.rule == sa.bindparam("r"), _S.c.subject == sa.bindparam("s")),
+                deletes,
+            )
         assert self._tx is not None
         self._tx.commit()
         conn.close()
@@ -191,5 +246,6 @@ class Engine:
 def _upsert(conn: sa.Connection) -> Any:
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = insert(_S)
-    return stmt.on_conflict_do_update(index_elements=[_S.c.rule, _S.c.subject],
-                                      set_={"state": stmt.excluded.state})
+    return stmt.on_conflict_do_update(
+        index_elements=[_S.c.rule, _S.c.subject], set_={"state": stmt.excluded.state}
+    )

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from examwatch import topics
 from examwatch.inventory import DeviceRef
-from examwatch.kinds import KINDS, Channel
+from examwatch.kinds import KINDS, Channel, Envelope
 from rules.model import Observation
 from rules.world import World
+
+_ROUTES: dict[tuple[str, str], tuple[Channel, TypeAdapter[Envelope]]] = {
+    **{(k, "telemetry"): (Channel.TELEMETRY, kind.telemetry_adapter) for k, kind in KINDS.items()},
+    **{(k, "event"): (Channel.EVENT, kind.event_adapter) for k, kind in KINDS.items()},
+}
 
 
 class Intake:
@@ -26,32 +31,33 @@ class Intake:
         """The observation for one message, or None (service topic, or refused and counted)."""
         if topics.is_service_topic(topic):
             return None
+        obs, refused = self._observe(topic, payload, recv_s)
+        if refused:
+            self.refused[refused] += 1
+        return obs
+
+    def _observe(self, topic: str, payload: bytes, recv_s: float) -> tuple[Observation | None, str]:
         parts = topics.parse(topic)
         ref: DeviceRef | None = self.world.devices.get(parts.device) if parts else None
         if parts is None or ref is None or (ref.site, ref.kind) != (parts.site, parts.kind):
-            self.refused["unknown_device"] += 1
-            return None
+            return None, "unknown_device"
         if parts.channel == Channel.STATUS:
-            if payload not in (topics.STATUS_ONLINE, topics.STATUS_OFFLINE):
-                self.refused["bad_status"] += 1
-                return None
-            seen = self.world.seen.get(ref.id)
-            return Observation(ref, Channel.STATUS, None, payload == topics.STATUS_ONLINE, recv_s,
-                               seen.drill if seen else False)
-        kind = KINDS[ref.kind]
-        if parts.channel == Channel.TELEMETRY:
-            adapter, channel = kind.telemetry_adapter, Channel.TELEMETRY
-        elif parts.channel == Channel.EVENT:
-            adapter, channel = kind.event_adapter, Channel.EVENT
-        else:
-            self.refused["unknown_channel"] += 1
-            return None
+            return self._status(ref, payload, recv_s)
+        route = _ROUTES.get((ref.kind, parts.channel))
+        if route is None:
+            return None, "unknown_channel"
+        channel, adapter = route
         try:
             msg = adapter.validate_json(payload)
         except ValidationError:
-            self.refused["schema"] += 1
-            return None
+            return None, "schema"
         if msg.device != ref.id:
-            self.refused["topic_mismatch"] += 1
-            return None
-        return Observation(ref, channel, msg, None, recv_s, msg.drill)
+            return None, "topic_mismatch"
+        return Observation(ref, channel, msg, None, recv_s, msg.drill), ""
+
+    def _status(self, ref: DeviceRef, payload: bytes, recv_s: float) -> tuple[Observation | None, str]:
+        if payload not in (topics.STATUS_ONLINE, topics.STATUS_OFFLINE):
+            return None, "bad_status"
+        seen = self.world.seen.get(ref.id)
+        drill = seen.drill if seen else False
+        return Observation(ref, Channel.STATUS, None, payload == topics.STATUS_ONLINE, recv_s, drill), ""

@@ -16,7 +16,7 @@ from typing import cast
 
 import sqlalchemy as sa
 
-from examwatch.store import Alarm, Transition
+from examwatch.store import Alarm, Transition, writing
 from rules.model import Severity, State, Subject, SubjectType
 
 ENGINE = "rules"
@@ -34,7 +34,7 @@ class AlarmError(Exception):
     """The alarm does not exist, or cannot make that transition (e.g. it is already resolved)."""
 
 
-class Conflict(Exception):
+class ConflictError(Exception):
     """Someone else changed the alarm since it was read; read it again and retry."""
 
 
@@ -73,8 +73,21 @@ class TransitionView:
 
 def _view(row: sa.Row[tuple[object, ...]]) -> AlarmView:
     m = row._mapping
-    return AlarmView(m["id"], m["rule"], m["subject"], m["subject_type"], m["site"], m["severity"], m["state"],
-                     bool(m["drill"]), m["message"], m["seq"], m["opened_ns"], m["fire_at_ns"], m["updated_ns"])
+    return AlarmView(
+        m["id"],
+        m["rule"],
+        m["subject"],
+        m["subject_type"],
+        m["site"],
+        m["severity"],
+        m["state"],
+        bool(m["drill"]),
+        m["message"],
+        m["seq"],
+        m["opened_ns"],
+        m["fire_at_ns"],
+        m["updated_ns"],
+    )
 
 
 def get(conn: sa.Connection, alarm_id: int) -> AlarmView:
@@ -88,24 +101,71 @@ def active(conn: sa.Connection) -> list[AlarmView]:
     return [_view(r) for r in conn.execute(sa.select(_A).where(_A.c.active).order_by(_A.c.id))]
 
 
-def open_alarm(conn: sa.Connection, rule: str, subject: Subject, severity: Severity, message: str, drill: bool,
-               at_ns: int, pending_for_s: float) -> AlarmView:
+def open_alarm(
+    conn: sa.Connection,
+    rule: str,
+    subject: Subject,
+    *,
+    severity: Severity,
+    message: str,
+    drill: bool,
+    at_ns: int,
+    pending_for_s: float,
+) -> AlarmView:
     """Open an alarm: pending when the rule has a ``for`` duration, else firing at once."""
     state = State.PENDING if pending_for_s > 0 else State.FIRING
     fire_at = at_ns + int(pending_for_s * 1e9) if pending_for_s > 0 else None
-    values = dict(rule=rule, subject=subject.id, subject_type=subject.type.value, site=subject.site,
-                  severity=severity.value, state=state.value, active=True, drill=drill, message=message,
-                  opened_ns=at_ns, fire_at_ns=fire_at, updated_ns=at_ns, seq=1)
+    values = {
+        "rule": rule, "subject": subject.id, "subject_type": subject.type.value, "site": subject.site,
+        "severity": severity.value, "state": state.value, "active": True, "drill": drill, "message": message,
+        "opened_ns": at_ns, "fire_at_ns": fire_at, "updated_ns": at_ns, "seq": 1,
+    }
     alarm_id = conn.execute(sa.insert(_A).values(**values).returning(_A.c.id)).scalar_one()
-    conn.execute(sa.insert(_T).values(alarm_id=alarm_id, seq=1, state=state.value, severity=severity.value,
-                                      at_ns=at_ns, by=ENGINE, comment="", message=message, sent=False))
-    return AlarmView(alarm_id, rule, subject.id, subject.type.value, subject.site, severity.value, state.value,
-                     drill, message, 1, at_ns, fire_at, at_ns)
+    conn.execute(
+        sa.insert(_T).values(
+            alarm_id=alarm_id,
+            seq=1,
+            state=state.value,
+            severity=severity.value,
+            at_ns=at_ns,
+            by=ENGINE,
+            comment="",
+            message=message,
+            sent=False,
+        )
+    )
+    return AlarmView(
+        alarm_id,
+        rule,
+        subject.id,
+        subject.type.value,
+        subject.site,
+        severity.value,
+        state.value,
+        drill,
+        message,
+        1,
+        at_ns,
+        fire_at,
+        at_ns,
+    )
 
 
-def transition(conn: sa.Connection, alarm: AlarmView, to: State, by: str, comment: str = "", *,
-               at_ns: int | None = None, message: str | None = None, severity: Severity | None = None) -> AlarmView:
-    """Move ``alarm`` (as last read) to ``to``; raise Conflict if it changed since, AlarmError if not allowed."""
+def transition(
+    conn: sa.Connection,
+    alarm: AlarmView,
+    to: State,
+    by: str,
+    comment: str = "",
+    *,
+    at_ns: int | None = None,
+    message: str | None = None,
+    severity: Severity | None = None,
+) -> AlarmView:
+    """Move ``alarm`` (as last read) to ``to``.
+
+    Raises ConflictError if it changed since it was read, AlarmError if the move is not allowed.
+    """
     if to not in _ALLOWED[State(alarm.state)]:
         raise AlarmError(f"alarm {alarm.id} is {alarm.state}; it cannot become {to.value}")
     at = max(at_ns if at_ns is not None else time.time_ns(), alarm.updated_ns + 1)
@@ -113,16 +173,48 @@ def transition(conn: sa.Connection, alarm: AlarmView, to: State, by: str, commen
     msg = message if message is not None else alarm.message
     seq = alarm.seq + 1
     res = conn.execute(
-        sa.update(_A).where(_A.c.id == alarm.id, _A.c.seq == alarm.seq)
-        .values(state=to.value, active=to != State.RESOLVED, severity=sev, message=msg, updated_ns=at, seq=seq,
-                fire_at_ns=None if to != State.PENDING else alarm.fire_at_ns)
+        sa.update(_A)
+        .where(_A.c.id == alarm.id, _A.c.seq == alarm.seq)
+        .values(
+            state=to.value,
+            active=to != State.RESOLVED,
+            severity=sev,
+            message=msg,
+            updated_ns=at,
+            seq=seq,
+            fire_at_ns=None if to != State.PENDING else alarm.fire_at_ns,
+        )
     )
     if res.rowcount != 1:
-        raise Conflict(f"alarm {alarm.id} changed since it was read")
-    conn.execute(sa.insert(_T).values(alarm_id=alarm.id, seq=seq, state=to.value, severity=sev, at_ns=at, by=by,
-                                      comment=comment, message=msg, sent=False))
-    return AlarmView(alarm.id, alarm.rule, alarm.subject, alarm.subject_type, alarm.site, sev, to.value,
-                     alarm.drill, msg, seq, alarm.opened_ns, None, at)
+        raise ConflictError(f"alarm {alarm.id} changed since it was read")
+    conn.execute(
+        sa.insert(_T).values(
+            alarm_id=alarm.id,
+            seq=seq,
+            state=to.value,
+            severity=sev,
+            at_ns=at,
+            by=by,
+            comment=comment,
+            message=msg,
+            sent=False,
+        )
+    )
+    return AlarmView(
+        alarm.id,
+        alarm.rule,
+        alarm.subject,
+        alarm.subject_type,
+        alarm.site,
+        sev,
+        to.value,
+        alarm.drill,
+        msg,
+        seq,
+        alarm.opened_ns,
+        None,
+        at,
+    )
 
 
 def _act(engine: sa.Engine, alarm_id: int, to: State, by: str, comment: str) -> AlarmView:
@@ -130,12 +222,12 @@ def _act(engine: sa.Engine, alarm_id: int, to: State, by: str, comment: str) -> 
         raise AlarmError("say who you are (by)")
     for _ in range(5):
         try:
-            with engine.begin() as conn:
+            with writing(engine) as conn:
                 alarm = get(conn, alarm_id)
                 if alarm.state == to:
                     raise AlarmError(f"alarm {alarm_id} is already {to.value}")
                 return transition(conn, alarm, to, by.strip(), comment)
-        except Conflict:
+        except ConflictError:
             continue
     raise AlarmError(f"alarm {alarm_id} keeps changing; try again")
 
@@ -150,8 +242,9 @@ def resolve(engine: sa.Engine, alarm_id: int, by: str, comment: str = "") -> Ala
     return _act(engine, alarm_id, State.RESOLVED, by, comment)
 
 
-def list_alarms(engine: sa.Engine, *, active_only: bool = True, site: str | None = None,
-                limit: int = 200) -> list[AlarmView]:
+def list_alarms(
+    engine: sa.Engine, *, active_only: bool = True, site: str | None = None, limit: int = 200
+) -> list[AlarmView]:
     """Alarms, newest first: active ones only unless ``active_only`` is False."""
     q = sa.select(_A).order_by(_A.c.id.desc()).limit(limit)
     if active_only:
@@ -166,9 +259,21 @@ def history(engine: sa.Engine, alarm_id: int) -> list[TransitionView]:
     """Every transition of an alarm, oldest first: who, when, what and why."""
     with engine.connect() as conn:
         rows = conn.execute(sa.select(_T).where(_T.c.alarm_id == alarm_id).order_by(_T.c.seq))
-        return [TransitionView(r.alarm_id, r.seq, r.state, r.severity, r.at_ns, r.by, r.comment, r.message)
-                for r in rows]
+        return [
+            TransitionView(r.alarm_id, r.seq, r.state, r.severity, r.at_ns, r.by, r.comment, r.message)
+            for r in rows
+        ]
 
 
-__all__ = ["ENGINE", "AlarmError", "AlarmView", "Conflict", "SubjectType", "TransitionView", "acknowledge",
-           "history", "list_alarms", "resolve"]
+__all__ = [
+    "ENGINE",
+    "AlarmError",
+    "AlarmView",
+    "ConflictError",
+    "SubjectType",
+    "TransitionView",
+    "acknowledge",
+    "history",
+    "list_alarms",
+    "resolve",
+]

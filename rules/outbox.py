@@ -23,11 +23,17 @@ import sqlalchemy as sa
 
 from examwatch import lineproto, topics
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
-from examwatch.store import Alarm, Readiness, Transition
+from examwatch.store import Alarm, Readiness, Transition, writing
 
 log = logging.getLogger("examwatch.rules.outbox")
-_A, _T, _R = cast(sa.Table, Alarm.__table__), cast(sa.Table, Transition.__table__), cast(sa.Table, Readiness.__table__)
-Publish = Callable[[str, bytes], None]
+_A, _T, _R = (
+    cast(sa.Table, Alarm.__table__),
+    cast(sa.Table, Transition.__table__),
+    cast(sa.Table, Readiness.__table__),
+)
+#: publish retained at QoS 1; returns a call that waits for the broker's PUBACK
+Publish = Callable[[str, bytes], Callable[[], None]]
+MarkSent = Callable[[list[int], list[int]], None]
 
 
 def alarm_topic(site: str, rule: str, subject: str) -> str:
@@ -39,39 +45,73 @@ def readiness_topic(site: str) -> str:
 
 
 def alarm_line(m: Any) -> bytes:
-    tags = (f",rule={lineproto.escape_tag(m['rule'])},severity={m['severity']},site={lineproto.escape_tag(m['site'])}"
-            f",subject={lineproto.escape_tag(m['subject'])},subject_type={m['subject_type']}")
+    tags = (
+        f",rule={lineproto.escape_tag(m['rule'])},severity={m['severity']},site={lineproto.escape_tag(m['site'])}"
+        f",subject={lineproto.escape_tag(m['subject'])},subject_type={m['subject_type']}"
+    )
     if m["drill"]:
         tags += ",drill=true"
-    fields = (f"state={lineproto.quote(m['state'])},active={lineproto.value(m['state'] != 'resolved')},"
-              f"message={lineproto.quote(m['message'])},alarm_id={m['alarm_id']}i")
+    fields = (
+        f"state={lineproto.quote(m['state'])},active={lineproto.value(m['state'] != 'resolved')},"
+        f"message={lineproto.quote(m['message'])},alarm_id={m['alarm_id']}i"
+    )
     return lineproto.line("alarm", tags, fields, m["at_ns"])
 
 
 def alarm_payload(m: Any) -> bytes:
-    return json.dumps({
-        "transition_id": f"{m['alarm_id']}.{m['seq']}", "alarm_id": m["alarm_id"], "seq": m["seq"],
-        "rule": m["rule"], "severity": m["severity"], "site": m["site"], "subject": m["subject"],
-        "subject_type": m["subject_type"], "state": m["state"], "active": m["state"] != "resolved",
-        "message": m["message"], "drill": bool(m["drill"]), "at_ns": m["at_ns"], "by": m["by"],
-        "comment": m["comment"],
-    }, ensure_ascii=False).encode()
+    return json.dumps(
+        {
+            "transition_id": f"{m['alarm_id']}.{m['seq']}",
+            "alarm_id": m["alarm_id"],
+            "seq": m["seq"],
+            "rule": m["rule"],
+            "severity": m["severity"],
+            "site": m["site"],
+            "subject": m["subject"],
+            "subject_type": m["subject_type"],
+            "state": m["state"],
+            "active": m["state"] != "resolved",
+            "message": m["message"],
+            "drill": bool(m["drill"]),
+            "at_ns": m["at_ns"],
+            "by": m["by"],
+            "comment": m["comment"],
+        },
+        ensure_ascii=False,
+    ).encode()
 
 
 def readiness_line(m: Any) -> bytes:
-    tags = f",paper={lineproto.escape_tag(m['paper'])},room={lineproto.escape_tag(m['room'])},site={m['site']}"
+    tags = (
+        f",paper={lineproto.escape_tag(m['paper'])},room={lineproto.escape_tag(m['room'])},site={m['site']}"
+    )
     if m["drill"]:
         tags += ",drill=true"
-    return lineproto.line("readiness", tags, f"go={lineproto.value(bool(m['go']))},detail={lineproto.quote(m['detail'])}",
-                          m["at_ns"])
+    return lineproto.line(
+        "readiness",
+        tags,
+        f"go={lineproto.value(bool(m['go']))},detail={lineproto.quote(m['detail'])}",
+        m["at_ns"],
+    )
 
 
 class Outbox:
     """A thread that drains the store's unsent rows; ``wake()`` after a commit sends at once."""
 
-    def __init__(self, store: sa.Engine, influx: Influx, publish: Publish, poll_s: float = 0.5,
-                 batch: int = 1000) -> None:
-        self.store, self.influx, self.publish = store, influx, publish
+    def __init__(
+        self,
+        store: sa.Engine,
+        influx: Influx,
+        publish: Publish,
+        *,
+        poll_s: float = 0.5,
+        batch: int = 1000,
+        mark_sent: MarkSent | None = None,
+    ) -> None:
+        """``mark_sent`` hands the sent ids to the store's main writer (the engine); without it
+        the outbox marks them itself."""
+        self.store, self.influx, self.publish, self.mark_sent = store, influx, publish, mark_sent
+        self._handed: tuple[set[int], set[int]] = (set(), set())
         self.poll_s, self.batch = poll_s, batch
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -106,36 +146,97 @@ class Outbox:
 
     def drain_once(self) -> bool:
         """Send one batch of each; True when there may be more."""
+        handed_t, handed_r = self._handed
         with self.store.connect() as conn:
-            trans = conn.execute(
-                sa.select(_T.c.id, _T.c.alarm_id, _T.c.seq, _T.c.state, _T.c.severity, _T.c.at_ns, _T.c.by,
-                          _T.c.comment, _T.c.message, _A.c.rule, _A.c.site, _A.c.subject, _A.c.subject_type,
-                          _A.c.drill)
-                .join(_A, _A.c.id == _T.c.alarm_id).where(_T.c.sent.is_(False)).order_by(_T.c.id).limit(self.batch)
-            ).mappings().all()
-            ready = conn.execute(sa.select(_R).where(_R.c.sent.is_(False)).order_by(_R.c.id).limit(self.batch)
-                                 ).mappings().all()
+            self._prune(conn)
+            trans = (
+                conn.execute(
+                    sa.select(
+                        _T.c.id,
+                        _T.c.alarm_id,
+                        _T.c.seq,
+                        _T.c.state,
+                        _T.c.severity,
+                        _T.c.at_ns,
+                        _T.c.by,
+                        _T.c.comment,
+                        _T.c.message,
+                        _A.c.rule,
+                        _A.c.site,
+                        _A.c.subject,
+                        _A.c.subject_type,
+                        _A.c.drill,
+                    )
+                    .join(_A, _A.c.id == _T.c.alarm_id)
+                    .where(_T.c.sent.is_(False), _T.c.id.not_in(handed_t))
+                    .order_by(_T.c.id)
+                    .limit(self.batch)
+                )
+                .mappings()
+                .all()
+            )
+            ready = (
+                conn.execute(
+                    sa.select(_R)
+                    .where(_R.c.sent.is_(False), _R.c.id.not_in(handed_r))
+                    .order_by(_R.c.id)
+                    .limit(self.batch)
+                )
+                .mappings()
+                .all()
+            )
         if not trans and not ready:
             return False
         lines = [alarm_line(m) for m in trans] + [readiness_line(m) for m in ready]
         self.influx.write(b"\n".join(lines))
-        for m in trans:
-            self.publish(alarm_topic(m["site"], m["rule"], m["subject"]), alarm_payload(m))
-        for site in sorted({m["site"] for m in ready}):
-            self.publish(readiness_topic(site), self._readiness_payload(site, [m for m in ready if m["site"] == site]))
-        with self.store.begin() as conn:
-            if trans:
-                conn.execute(sa.update(_T).where(_T.c.id.in_([m["id"] for m in trans])).values(sent=True))
-            if ready:
-                conn.execute(sa.update(_R).where(_R.c.id.in_([m["id"] for m in ready])).values(sent=True))
+        waits = [
+            self.publish(alarm_topic(m["site"], m["rule"], m["subject"]), alarm_payload(m)) for m in trans
+        ]
+        waits += [
+            self.publish(
+                readiness_topic(site), self._readiness_payload(site, [m for m in ready if m["site"] == site])
+            )
+            for site in sorted({m["site"] for m in ready})
+        ]
+        for acknowledged in waits:
+            acknowledged()
+        t_ids, r_ids = [m["id"] for m in trans], [m["id"] for m in ready]
+        if self.mark_sent is not None:
+            self.mark_sent(t_ids, r_ids)
+            handed_t.update(t_ids)
+            handed_r.update(r_ids)
+        else:
+            with writing(self.store) as conn:
+                if t_ids:
+                    conn.execute(sa.update(_T).where(_T.c.id.in_(t_ids)).values(sent=True))
+                if r_ids:
+                    conn.execute(sa.update(_R).where(_R.c.id.in_(r_ids)).values(sent=True))
         self.sent += len(trans) + len(ready)
         return len(trans) == self.batch or len(ready) == self.batch
+
+    def _prune(self, conn: sa.Connection) -> None:
+        """Forget handed ids the store now shows as sent."""
+        for ids, table in zip(self._handed, (_T, _R), strict=True):
+            if ids:
+                done = conn.execute(sa.select(table.c.id).where(table.c.id.in_(ids), table.c.sent)).scalars()
+                ids.difference_update(done)
 
     @staticmethod
     def _readiness_payload(site: str, rows: list[Any]) -> bytes:
         site_row = next((m for m in rows if m["room"] == "_site"), rows[-1])
-        return json.dumps({
-            "site": site, "paper": site_row["paper"], "go": bool(site_row["go"]), "detail": site_row["detail"],
-            "drill": bool(site_row["drill"]), "at_ns": site_row["at_ns"],
-            "rooms": {m["room"]: {"go": bool(m["go"]), "detail": m["detail"]} for m in rows if m["room"] != "_site"},
-        }, ensure_ascii=False).encode()
+        return json.dumps(
+            {
+                "site": site,
+                "paper": site_row["paper"],
+                "go": bool(site_row["go"]),
+                "detail": site_row["detail"],
+                "drill": bool(site_row["drill"]),
+                "at_ns": site_row["at_ns"],
+                "rooms": {
+                    m["room"]: {"go": bool(m["go"]), "detail": m["detail"]}
+                    for m in rows
+                    if m["room"] != "_site"
+                },
+            },
+            ensure_ascii=False,
+        ).encode()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,12 +25,17 @@ from rules.types.threshold import ThresholdConfig
 from rules.types.timetable import TimetableConfig
 
 AnyRule = Annotated[
-    ThresholdConfig | AbsenceConfig | RatioConfig | TimetableConfig | ReadinessConfig | CoverageConfig | SkewConfig,
+    ThresholdConfig
+    | AbsenceConfig
+    | RatioConfig
+    | TimetableConfig
+    | ReadinessConfig
+    | CoverageConfig
+    | SkewConfig,
     Field(discriminator="type"),
 ]
-assert {c.model_fields["type"].annotation.__args__[0] for c in AnyRule.__origin__.__args__} == set(RULE_TYPES), (  # type: ignore[attr-defined]
-    "the rules file's union and RULE_TYPES must name the same rule types"
-)
+_IN_UNION = {get_args(c.model_fields["type"].annotation)[0] for c in get_args(get_args(AnyRule)[0])}
+assert set(RULE_TYPES) == _IN_UNION, "the rules file's union and RULE_TYPES must name the same rule types"
 
 
 class RulesFile(BaseModel):
@@ -59,8 +64,10 @@ class RuleSet:
 def load_file(path: Path) -> RulesFile:
     kind = path.stem
     if kind not in KINDS and kind != SITE:
-        raise DataFileError(f"{path}: a rules file is named after a device kind "
-                            f"({', '.join(sorted(KINDS))}) or {SITE}: not {kind!r}")
+        raise DataFileError(
+            f"{path}: a rules file is named after a device kind "
+            f"({', '.join(sorted(KINDS))}) or {SITE}: not {kind!r}"
+        )
     return datafile.load(path, RulesFile, context={"kind": kind})
 
 
@@ -73,7 +80,9 @@ def load_dir(directory: Path) -> RuleSet:
     for path in sorted(directory.glob("*.yaml")):
         for rule in load_file(path).rules:
             if rule.name in where:
-                raise DataFileError(f"{path}: rules: rule name {rule.name!r} is already used in {where[rule.name]}")
+                raise DataFileError(
+                    f"{path}: rules: rule name {rule.name!r} is already used in {where[rule.name]}"
+                )
             where[rule.name] = path
             rules.append((path.stem, rule))
     _check_site_timeout(rules, directory)
@@ -88,6 +97,7 @@ def _check_site_timeout(rules: list[tuple[str, AnyRule]], directory: Path) -> No
     shortest = min(min([r.timeout_s, *r.overrides.values()]) for r in device)
     if site[0].timeout_s >= shortest:
         raise DataFileError(
-            f"{directory / 'site.yaml'}: rules: {site[0].name}.timeout_s ({site[0].timeout_s:g} s) must be shorter "
-            f"than every device absence timeout (shortest {shortest:g} s), or a dark site is seen device by device"
+            f"{directory / 'site.yaml'}: rules: {site[0].name}.timeout_s ({site[0].timeout_s:g} s) must be "
+            f"shorter than every device absence timeout (shortest {shortest:g} s), or a dark site is seen "
+            "device by device"
         )

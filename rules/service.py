@@ -10,11 +10,13 @@ the rules files; a broken file is logged and the running rules stay.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import paho.mqtt.client as paho
@@ -39,26 +41,41 @@ Item = tuple[str, bytes, float, int, int]
 
 
 class Service:
-    def __init__(self, settings: Settings, inventory: Inventory, timetable: Timetable, ruleset: RuleSet,
-                 clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        inventory: Inventory,
+        timetable: Timetable,
+        ruleset: RuleSet,
+        clock: Clock = system_clock,
+    ) -> None:
         cfg = settings.rules
         self.settings = settings
         self.clock = clock
         self.store = open_store(settings.store.url)
         self.world = World(inventory, timetable)
-        self.engine = Engine(self.store, self.world, ruleset, clock, grace_s=cfg.restart_grace_s, tick_s=cfg.tick_s)
+        self.engine = Engine(
+            self.store, self.world, ruleset, clock, grace_s=cfg.restart_grace_s, tick_s=cfg.tick_s
+        )
         self.intake = Intake(self.world)
         self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         user = credentials.service_user("rules")
-        self.client = mqtt.client(settings.mqtt, f"rules-{cfg.worker}", user,
-                                  credentials.password(settings.secret.get_secret_value(), user), manual_ack=True)
+        self.client = mqtt.client(
+            settings.mqtt,
+            f"rules-{cfg.worker}",
+            user,
+            credentials.password(settings.secret.get_secret_value(), user),
+            manual_ack=True,
+        )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.influx = Influx(settings.influx)
-        self.outbox = Outbox(self.store, self.influx, self._publish)
+        self.outbox = Outbox(self.store, self.influx, self._publish, mark_sent=self.engine.mark_sent)
         self._stopping = False
 
-    def _on_connect(self, c: paho.Client, _u: object, flags: paho.ConnectFlags, rc: object, _p: object) -> None:
+    def _on_connect(
+        self, c: paho.Client, _u: object, flags: paho.ConnectFlags, rc: object, _p: object
+    ) -> None:
         if getattr(rc, "is_failure", False):
             log.error("broker refused rules: %s", rc)
             return
@@ -69,14 +86,18 @@ class Service:
         if not self._stopping:  # else not acknowledged: the broker gives it to our next session
             self.queue.put((msg.topic, bytes(msg.payload), self.clock(), msg.mid, msg.qos))
 
-    def _publish(self, topic: str, payload: bytes) -> None:
+    def _publish(self, topic: str, payload: bytes) -> Callable[[], None]:
         info = self.client.publish(topic, payload, qos=1, retain=True)
-        try:
-            info.wait_for_publish(10)
-        except (RuntimeError, ValueError) as exc:
-            raise TimeoutError(f"MQTT publish to {topic}: {exc}") from exc
-        if not info.is_published():
-            raise TimeoutError(f"MQTT publish to {topic} not acknowledged")
+
+        def acknowledged() -> None:
+            try:
+                info.wait_for_publish(10)
+            except (RuntimeError, ValueError) as exc:
+                raise TimeoutError(f"MQTT publish to {topic}: {exc}") from exc
+            if not info.is_published():
+                raise TimeoutError(f"MQTT publish to {topic} not acknowledged")
+
+        return acknowledged
 
     def start(self) -> None:
         if self.settings.influx.create_database:
@@ -86,8 +107,12 @@ class Service:
                 log.warning("cannot create database yet (%s); transitions wait in the store", exc)
         self.engine.restore()
         self.outbox.start()
-        mqtt.connect_and_wait(self.client, self.settings.mqtt, session_expiry_s=self.settings.rules.session_expiry_s,
-                              receive_maximum=self.settings.rules.receive_maximum)
+        mqtt.connect_and_wait(
+            self.client,
+            self.settings.mqtt,
+            session_expiry_s=self.settings.rules.session_expiry_s,
+            receive_maximum=self.settings.rules.receive_maximum,
+        )
 
     def loop(self, stop: threading.Event, reload: threading.Event) -> None:
         """Evaluate until ``stop``; commit and acknowledge every commit interval."""
@@ -99,23 +124,27 @@ class Service:
                 reload.clear()
                 self.reload()
             wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
-            try:
-                items = [self.queue.get(timeout=max(0.001, min(wait, 0.5)))]
-                while len(items) < 5000:
-                    items.append(self.queue.get_nowait())
-            except queue.Empty:
-                pass
-            else:
-                for topic, payload, recv_s, mid, qos in items:
-                    obs = self.intake.observe(topic, payload, recv_s)
-                    if obs is not None:
-                        self.engine.handle(obs)
-                    acks.append((mid, qos))
+            for topic, payload, recv_s, mid, qos in self._take(wait):
+                obs = self.intake.observe(topic, payload, recv_s)
+                if obs is not None:
+                    self.engine.handle(obs)
+                acks.append((mid, qos))
             self.engine.run_due()
             if time.monotonic() - last_commit >= interval:
                 self._commit(acks)
                 last_commit = time.monotonic()
         self._commit(acks)
+
+    def _take(self, wait_s: float, most: int = 5000) -> list[Item]:
+        """What the queue holds (up to ``most``), waiting up to ``wait_s`` for the first."""
+        items: list[Item] = []
+        try:
+            items.append(self.queue.get(timeout=max(0.001, min(wait_s, 0.5))))
+            while len(items) < most:
+                items.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        return items
 
     def _commit(self, acks: list[tuple[int, int]]) -> None:
         if self.engine.commit():
@@ -139,8 +168,12 @@ class Service:
         self.client.disconnect()
         self.client.loop_stop()
         self.engine.close()
-        log.info("stopped: %d messages evaluated, %d refused, %d transitions", self.engine.evaluated,
-                 sum(self.intake.refused.values()), self.engine.book.transitions)
+        log.info(
+            "stopped: %d messages evaluated, %d refused, %d transitions",
+            self.engine.evaluated,
+            sum(self.intake.refused.values()),
+            self.engine.book.transitions,
+        )
 
 
 def run(settings: Settings, inventory: Inventory, timetable: Timetable, ruleset: RuleSet) -> None:
@@ -157,6 +190,7 @@ def run(settings: Settings, inventory: Inventory, timetable: Timetable, ruleset:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGHUP, _hup)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack: for a hung engine
     service = Service(settings, inventory, timetable, ruleset)
     service.start()
     try:

@@ -36,6 +36,10 @@ class World:
     silent_sites: set[str] = field(default_factory=set)
     #: the site-silence timeout (site.yaml's absence rule); 0 when there is none
     site_timeout_s: float = 0.0
+    #: when the engine started, and how long after it every device counts as reporting (the
+    #: broker's backlog for our session arrives first); a device never heard counts from the start
+    started_s: float = 0.0
+    grace_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.devices: dict[str, DeviceRef] = self.inventory.devices
@@ -51,6 +55,8 @@ class World:
         self.exam_rooms = [k for k, t in self.room_types.items() if t is RoomType.EXAM]
         self.exam_rooms_set = set(self.exam_rooms)
         self.site_last_s: dict[str, float] = {}
+        self._cache: dict[tuple[str, str], Paper | None] = {}
+        self._cache_second = 0
 
     def timeout(self, device: str) -> float:
         return self.timeouts.get(device, DEFAULT_TIMEOUT_S)
@@ -59,7 +65,10 @@ class World:
         """Record a message from ``ref``; True when the device's liveness record changed much
         (worth persisting): a second or more later, or a change of Last Will or drill flag."""
         s = self.seen.get(ref.id)
-        self.site_last_s[ref.site] = now
+        if not lwt_offline:
+            # A Last Will is the broker speaking for a device it lost, not the site speaking: a
+            # site whose network fails sends a burst of them, and stays silent.
+            self.site_last_s[ref.site] = now
         if s is None:
             self.seen[ref.id] = Seen(now, lwt_offline, drill)
             return True
@@ -69,14 +78,34 @@ class World:
 
     def reporting(self, device: str, now: float) -> bool:
         """Heard from within its absence timeout, and its Last Will has not said offline."""
+        if now < self.started_s + self.grace_s:
+            return True
         s = self.seen.get(device)
-        return s is not None and not s.lwt_offline and now - s.last_s < self.timeout(device)
+        if s is None:
+            return now < self.started_s + self.timeout(device)
+        return not s.lwt_offline and now - s.last_s < self.timeout(device)
 
     def in_session(self, site: str, now: float) -> Paper | None:
-        return self.timetable.current(site, _dt(now))
+        return self._when("session", site, now)
 
     def jammers_required(self, site: str, now: float) -> Paper | None:
-        return self.timetable.jammers_required(site, _dt(now))
+        return self._when("jammers", site, now)
+
+    def _when(self, what: str, site: str, now: float) -> Paper | None:
+        # Asked for every message; the answer changes at most once a second that matters.
+        second = int(now)
+        if second != self._cache_second:
+            self._cache.clear()
+            self._cache_second = second
+        key = (what, site)
+        if key not in self._cache:
+            at = _dt(now)
+            self._cache[key] = (
+                self.timetable.current(site, at)
+                if what == "session"
+                else self.timetable.jammers_required(site, at)
+            )
+        return self._cache[key]
 
 
 def _dt(now: float) -> datetime:

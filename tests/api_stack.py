@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from examwatch.store import Readiness, open_store
+from examwatch.store import Readiness, open_store, writing
 from examwatch.store.access import Role, create_token
 from rules.lifecycle import open_alarm
 from rules.model import Severity, Subject, SubjectType
@@ -90,20 +90,20 @@ class ApiStack(Stack):
     def open_alarm(self, device: str, rule: str = "jammer_offline", severity: Severity = Severity.MAJOR,
                    drill: bool = False) -> int:
         ref = self.inventory.devices[device]
-        with self.store.begin() as conn:
-            view = open_alarm(conn, rule, Subject.device(ref), severity, f"{rule} on {device}", drill,
-                              time.time_ns(), 0)
+        with writing(self.store) as conn:
+            view = open_alarm(conn, rule, Subject.device(ref), severity=severity, message=f"{rule} on {device}",
+                              drill=drill, at_ns=time.time_ns(), pending_for_s=0)
         return view.id
 
     def open_site_alarm(self, site: str, rule: str = "site_silent") -> int:
-        with self.store.begin() as conn:
-            view = open_alarm(conn, rule, Subject(site, SubjectType.SITE, site), Severity.CRITICAL, "silent",
-                              False, time.time_ns(), 0)
+        with writing(self.store) as conn:
+            view = open_alarm(conn, rule, Subject(site, SubjectType.SITE, site), severity=Severity.CRITICAL,
+                              message="silent", drill=False, at_ns=time.time_ns(), pending_for_s=0)
         return view.id
 
     def set_readiness(self, site: str, room: str, go: bool, detail: str = "") -> None:
         table = Readiness.__table__
-        with self.store.begin() as conn:
+        with writing(self.store) as conn:
             conn.execute(sa.delete(table).where(table.c.paper == self.paper, table.c.site == site,
                                                 table.c.room == room))
             conn.execute(sa.insert(table).values(paper=self.paper, site=site, room=room, go=go, detail=detail,

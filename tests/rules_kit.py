@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,22 +20,35 @@ from examwatch.store import open_store
 from examwatch.timetable import Timetable
 from rules.engine import Engine
 from rules.rulesfile import RuleSet, load_dir
+from rules.types._base import observe
 from rules.world import World
+from tests.servers import wait_for
+from tests.stack import EXAMWATCH, _toml, device_topic, publish_all, telemetry
 
 
 def inventory(rooms: int = 3) -> Inventory:
     return Inventory.model_validate(sample.district(formal=2, backup=1, rooms=rooms, name="测试区"))
 
 
-def timetable(now: float, start_in_s: float = -600, length_s: float = 3600, off: tuple[float, float] | None = None
-              ) -> Timetable:
+def timetable(
+    now: float, start_in_s: float = -600, length_s: float = 3600, off: tuple[float, float] | None = None
+) -> Timetable:
     """One paper at every site, starting ``start_in_s`` from ``now`` (negative: already on)."""
     start = datetime.fromtimestamp(now, UTC) + timedelta(seconds=start_in_s)
-    paper: dict[str, Any] = {"id": "p1", "subject": "数学", "start": start.isoformat(),
-                             "end": (start + timedelta(seconds=length_s)).isoformat()}
+    paper: dict[str, Any] = {
+        "id": "p1",
+        "subject": "数学",
+        "start": start.isoformat(),
+        "end": (start + timedelta(seconds=length_s)).isoformat(),
+    }
     if off is not None:
-        paper["jammer_off"] = [{"start": (start + timedelta(seconds=off[0])).isoformat(),
-                                "end": (start + timedelta(seconds=off[1])).isoformat(), "reason": "听力"}]
+        paper["jammer_off"] = [
+            {
+                "start": (start + timedelta(seconds=off[0])).isoformat(),
+                "end": (start + timedelta(seconds=off[1])).isoformat(),
+                "reason": "听力",
+            }
+        ]
     return Timetable.model_validate({"exam": "test", "papers": [paper]})
 
 
@@ -50,25 +68,64 @@ class FakeClock:
 TEST_RULES: dict[str, list[dict[str, Any]]] = {
     "jammer": [
         {"name": "jammer_offline", "type": "absence", "severity": "major", "timeout_s": 3},
-        {"name": "jammer_shielding", "type": "timetable", "require": "jammer_shielding", "severity": "critical",
-         "floor_dbm": 20},
-        {"name": "jammer_hot", "type": "threshold", "field": "temperature_c",
-         "levels": [{"severity": "minor", "above": 70}, {"severity": "major", "above": 85}], "clear": {"below": 65}},
+        {
+            "name": "jammer_shielding",
+            "type": "timetable",
+            "require": "jammer_shielding",
+            "severity": "critical",
+            "floor_dbm": 20,
+        },
+        {
+            "name": "jammer_hot",
+            "type": "threshold",
+            "field": "temperature_c",
+            "levels": [{"severity": "minor", "above": 70}, {"severity": "major", "above": 85}],
+            "clear": {"below": 65},
+        },
         {"name": "jammer_clock", "type": "skew"},
     ],
-    "camera": [{"name": "camera_offline", "type": "absence", "timeout_s": 3},
-               {"name": "room_recording", "type": "timetable", "require": "camera_recording", "severity": "major"}],
-    "gate": [{"name": "gate_offline", "type": "absence", "timeout_s": 3},
-             {"name": "gate_surge", "type": "ratio", "numerator": "face_match_failures", "denominator": "passes",
-              "window_s": 300, "above": 0.2, "clear_below": 0.1, "min_denominator": 20}],
-    "power": [{"name": "power_offline", "type": "absence", "severity": "critical", "timeout_s": 3},
-              {"name": "power_mains_lost", "type": "threshold", "field": "mains_v",
-               "levels": [{"severity": "critical", "below": 187}], "clear": {"above": 200}}],
-    "detector": [{"name": "detector_battery_low", "type": "threshold", "field": "battery_pct",
-                  "levels": [{"severity": "minor", "below": 20}], "clear": {"above": 30}, "for": 2}],
-    "site": [{"name": "site_silent", "type": "absence", "severity": "critical", "timeout_s": 1.5},
-             {"name": "room_coverage", "type": "coverage"},
-             {"name": "readiness", "type": "readiness"}],
+    "camera": [
+        {"name": "camera_offline", "type": "absence", "timeout_s": 3},
+        {"name": "room_recording", "type": "timetable", "require": "camera_recording", "severity": "major"},
+    ],
+    "gate": [
+        {"name": "gate_offline", "type": "absence", "timeout_s": 3},
+        {
+            "name": "gate_surge",
+            "type": "ratio",
+            "numerator": "face_match_failures",
+            "denominator": "passes",
+            "window_s": 300,
+            "above": 0.2,
+            "clear_below": 0.1,
+            "min_denominator": 20,
+        },
+    ],
+    "power": [
+        {"name": "power_offline", "type": "absence", "severity": "critical", "timeout_s": 3},
+        {
+            "name": "power_mains_lost",
+            "type": "threshold",
+            "field": "mains_v",
+            "levels": [{"severity": "critical", "below": 187}],
+            "clear": {"above": 200},
+        },
+    ],
+    "detector": [
+        {
+            "name": "detector_battery_low",
+            "type": "threshold",
+            "field": "battery_pct",
+            "levels": [{"severity": "minor", "below": 20}],
+            "clear": {"above": 30},
+            "for": 2,
+        }
+    ],
+    "site": [
+        {"name": "site_silent", "type": "absence", "severity": "critical", "timeout_s": 1.5},
+        {"name": "room_coverage", "type": "coverage"},
+        {"name": "readiness", "type": "readiness"},
+    ],
 }
 
 
@@ -83,30 +140,50 @@ def ruleset(tmp: Path, rules: dict[str, list[dict[str, Any]]] | None = None) -> 
     return load_dir(write_rules(tmp / "rules", rules))
 
 
-def engine(tmp: Path, clock: FakeClock, tt: Timetable, rules: dict[str, list[dict[str, Any]]] | None = None,
-           store: sa.Engine | None = None) -> Engine:
-    """A restored engine on a fresh (or the given) SQLite store."""
-    store = store or open_store(f"sqlite:///{tmp / 'state.db'}")
+def engine(
+    tmp: Path,
+    clock: FakeClock,
+    tt: Timetable,
+    rules: dict[str, list[dict[str, Any]]] | None = None,
+    store: sa.Engine | None = None,
+) -> Engine:
+    """A restored engine on a fresh (or the given) store: SQLite, or a new database on the PostgreSQL
+    server named by ``EXAMWATCH_TEST_PG`` (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432``)."""
+    store = store or open_store(fresh_store_url(tmp))
     eng = Engine(store, World(inventory(), tt), ruleset(tmp, rules), clock, grace_s=0, tick_s=0.5)
     eng.restore()
     return eng
 
 
+def fresh_store_url(tmp: Path) -> str:
+    server = os.environ.get("EXAMWATCH_TEST_PG")
+    if not server:
+        return f"sqlite:///{tmp / 'state.db'}"
+    name = f"t_{secrets.token_hex(6)}"
+    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return f"{server}/{name}"
+
+
 def alarms(store: sa.Engine, where: str = "1=1") -> list[dict[str, Any]]:
     with store.connect() as conn:
-        return [dict(r) for r in conn.execute(sa.text(f"SELECT * FROM alarm WHERE {where} ORDER BY id")).mappings()]
+        q = sa.text(f"SELECT * FROM alarm WHERE {where} ORDER BY id")  # noqa: S608 - the tests' own conditions
+        return [dict(r) for r in conn.execute(q).mappings()]
 
 
 def transitions(store: sa.Engine) -> list[dict[str, Any]]:
     with store.connect() as conn:
-        q = "SELECT t.*, a.rule, a.subject FROM alarm_transition t JOIN alarm a ON a.id = t.alarm_id ORDER BY t.id"
+        q = ("SELECT t.*, a.rule, a.subject FROM alarm_transition t JOIN alarm a ON a.id = t.alarm_id "
+             "ORDER BY t.id")
         return [dict(r) for r in conn.execute(sa.text(q)).mappings()]
 
 
 def healthy(kind: str, bands: tuple[Any, ...] = ()) -> dict[str, Any]:
     """Fields of a healthy report of ``kind`` (enough for every rule in TEST_RULES)."""
     return {
-        "jammer": {"on": True, "rf_dbm": {b: 27.0 for b in bands}, "temperature_c": 40.0, "fault_code": 0},
+        "jammer": {"on": True, "rf_dbm": dict.fromkeys(bands, 27.0), "temperature_c": 40.0, "fault_code": 0},
         "camera": {"recording": True, "video_loss": False, "tamper": False},
         "power": {"mains_v": 220.0, "on_ups": False},
         "gate": {"passes": 30, "face_match_failures": 0},
@@ -114,14 +191,139 @@ def healthy(kind: str, bands: tuple[Any, ...] = ()) -> dict[str, Any]:
     }[kind]
 
 
-def beat(eng: Engine, now: float, skip: set[str] = frozenset(), sites: set[str] | None = None,  # type: ignore[assignment]
-         **over: dict[str, Any]) -> None:
-    """Every device (of ``sites``, not in ``skip``) reports healthy at ``now``; ``over[device]`` changes fields."""
-    from rules.types._base import observe
+def beat(
+    eng: Engine,
+    now: float,
+    skip: frozenset[str] | set[str] = frozenset(),
+    sites: set[str] | None = None,
+    **over: dict[str, Any],
+) -> None:
+    """Every device (of ``sites``, not in ``skip``) reports healthy at ``now``.
 
+    ``over`` maps a device id with ``_`` for ``-`` (``S01_R01_JAM1``) to fields that differ.
+    """
     w = eng.world
     for dev, ref in w.devices.items():
         if dev in skip or (sites is not None and ref.site not in sites):
             continue
         fields = {**healthy(ref.kind, w.specs[dev].bands), **over.get(dev.replace("-", "_"), {})}
         eng.handle(observe(w, dev, now, **fields))
+
+
+class RulesProcess:
+    """``examwatch rules`` as a child process on a Stack's broker and database, with its own store."""
+
+    def __init__(
+        self,
+        stack: Any,
+        tt: Timetable,
+        rules: dict[str, list[dict[str, Any]]] | None = None,
+        **rules_settings: Any,
+    ) -> None:
+        self.stack = stack
+        root = stack.root / "rules-engine"
+        root.mkdir(exist_ok=True)
+        (root / "timetable.yaml").write_text(timetable_yaml(tt))
+        self.rules_dir = write_rules(root / "rules", rules)
+        self.store_url = f"sqlite:///{root / 'state.db'}"
+        doc = {
+            "secret": stack.secret,
+            "inventory": str(stack.inventory_path),
+            "timetable": str(root / "timetable.yaml"),
+            "mqtt": {"port": stack.mqtt_port},
+            "influx": {"url": stack.influx_server.url, "database": stack.db},
+            "store": {"url": self.store_url},
+            "rules": {
+                "rules_dir": str(self.rules_dir),
+                "restart_grace_s": 1.0,
+                "tick_s": 0.2,
+                **rules_settings,
+            },
+        }
+        self.config = root / "examwatch.toml"
+        self.config.write_text(_toml(doc))
+        self.cmd = [EXAMWATCH, "rules", "--config", str(self.config)]
+        self.root = root
+        self.proc: Any = None
+        self.store = open_store(self.store_url)
+
+    def start(self) -> None:
+        log = self.root / "rules.out"
+        mark = log.stat().st_size if log.exists() else 0
+        self.proc = subprocess.Popen(self.cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rules exited: {self.log()[-2000:]}")
+            return "connected (session present" in log.read_bytes()[mark:].decode(errors="replace")
+
+        wait_for(up, 30, "the rules engine to connect")
+
+    def log(self) -> str:
+        return (self.root / "rules.out").read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = 15) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(10)  # SIGUSR1: the engine prints its threads' stacks to its log
+                time.sleep(0.5)
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        self.proc = None
+
+    def cli(self, *args: str) -> Any:
+        return subprocess.run([*self.cmd, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+class Heartbeat:
+    """A background publisher: every device of ``sites`` reports every ``interval_s`` through its
+    site gateway, except devices in ``skip``; ``over[device]`` changes fields of its reports."""
+
+    def __init__(self, stack: Any, sites: set[str] | None = None, interval_s: float = 0.3) -> None:
+        self.stack = stack
+        self.sites = set(sites or {s.id for s in stack.inventory.sites})
+        self.skip: set[str] = set()
+        self.over: dict[str, dict[str, Any]] = {}
+        self.interval_s = interval_s
+        self.rounds = 0
+        self.last_sent: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._gw = {s.id: stack.gateway(s.id) for s in stack.inventory.sites}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for site in sorted(self.sites):
+                msgs = [
+                    (device_topic(self.stack, dev), telemetry(dev, ref.kind, **self.over.get(dev, {})))
+                    for dev, ref in self.stack.inventory.devices.items()
+                    if ref.site == site and dev not in self.skip
+                ]
+                publish_all(self._gw[site], msgs)
+                sent_at = time.time()
+                self.last_sent.update(
+                    (dev, sent_at)
+                    for dev, ref in self.stack.inventory.devices.items()
+                    if ref.site == site and dev not in self.skip
+                )
+            self.rounds += 1
+            self._stop.wait(self.interval_s)
+
+    def wait_rounds(self, n: int) -> None:
+        target = self.rounds + n
+        wait_for(lambda: self.rounds >= target, 30, f"{n} heartbeat rounds")

@@ -29,7 +29,7 @@ def list_audit(
 ) -> Page[AuditPublic]:
     """Every write ever attempted through the API: who, what, when, from where, and the answer."""
     q = audit_query(actor=actor, action=action)
-    with world.reader.connect() as conn:
+    with world.store.connect() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
         rows = conn.execute(q.limit(page.limit).offset(page.offset)).all()
     items = [AuditPublic(id=r.id, at=ns_time(r.at_ns), actor=r.actor, token_id=r.token_id, role=r.role,
@@ -41,7 +41,7 @@ def list_audit(
 @router.get("/tokens", summary="Every token issued, without secrets (admin)")
 def get_tokens(world: WorldDep, _: Admin, page: PagingDep) -> Page[TokenPublic]:
     """Tokens oldest first, with who holds them and whether they are revoked."""
-    tokens = list_tokens(world.reader)
+    tokens = list_tokens(world.store)
     return Page(items=[token_public(t) for t in tokens[page.offset:page.offset + page.limit]], total=len(tokens),
                 limit=page.limit, offset=page.offset)
 

@@ -25,7 +25,7 @@ from api.models.common import Page, ns_time
 from api.world import World
 from examwatch.inventory import Inventory
 from examwatch.kinds import Kind
-from examwatch.store import Alarm, Transition
+from examwatch.store import Alarm, Transition, writing
 from rules import AlarmError, AlarmView, acknowledge, lifecycle, resolve
 from rules.model import State
 
@@ -73,7 +73,7 @@ def list_alarms(
         conds.append(sa.and_(_A.c.subject_type == "device", _A.c.subject.in_(ids)))
     if drill is not None:
         conds.append(_A.c.drill.is_(drill))
-    with world.reader.connect() as conn:
+    with world.store.connect() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(_A).where(*conds)).scalar_one()
         rows = conn.execute(sa.select(_A).where(*conds).order_by(_A.c.id.desc())
                             .limit(page.limit).offset(page.offset)).all()
@@ -82,7 +82,7 @@ def list_alarms(
 
 
 def _detail(world: World, alarm_id: int) -> AlarmDetail:
-    with world.reader.connect() as conn:
+    with world.store.connect() as conn:
         row = conn.execute(sa.select(_A).where(_A.c.id == alarm_id)).first()
         if row is None:
             raise HTTPException(404, f"no alarm {alarm_id}")
@@ -120,7 +120,7 @@ def _change(world: World, request: Request, alarm_id: int, what: str, comment: s
 
 def _comment(world: World, alarm_id: int, by: str, comment: str) -> AlarmView:
     # A comment is a transition to the same state: it lands in the history with who and when.
-    with world.store.begin() as conn:
+    with writing(world.store) as conn:
         alarm = lifecycle.get(conn, alarm_id)
         if alarm.state == "resolved":
             raise AlarmError(f"alarm {alarm_id} is resolved; its record is closed")

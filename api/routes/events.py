@@ -48,14 +48,14 @@ class AlarmEvent(TransitionPublic):
 
 
 def _last_id(world: World) -> int:
-    with world.reader.connect() as conn:
+    with world.store.connect() as conn:
         return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(_T.c.id), 0))).scalar_one())
 
 
 def _after(world: World, last: int) -> list[AlarmEvent]:
     q = (sa.select(_T, _A.c.rule, _A.c.subject, _A.c.subject_type, _A.c.site, _A.c.drill)
          .join(_A, _A.c.id == _T.c.alarm_id).where(_T.c.id > last).order_by(_T.c.id).limit(BATCH))
-    with world.reader.connect() as conn:
+    with world.store.connect() as conn:
         rows = conn.execute(q).all()
     out = []
     for r in rows:
@@ -71,7 +71,7 @@ def _colours(world: World) -> dict[str, dict[str, Any]]:
         states = world.states.snapshot()
     except InfluxUnavailable:
         return {}
-    with world.reader.connect() as conn:
+    with world.store.connect() as conn:
         r = Rollup(world.inventory, world.timetable, states, conn, datetime.now(UTC))
         sites = [r.site(s) for s in world.inventory.sites]
     return {s.id: {"site": s.id, "status": s.status, "reasons": s.reasons} for s in sites}

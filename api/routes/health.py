@@ -48,7 +48,7 @@ def _influx(world: World) -> str:
 
 
 def _store(world: World) -> str:
-    with world.reader.connect() as conn:
+    with world.store.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
     return world.store.dialect.name
 

@@ -33,7 +33,7 @@ def site_or_404(world: World, site_id: str) -> Site:
 
 def rollup(world: World, site: str | None = None) -> Rollup:
     states = world.states.snapshot()
-    with world.reader.connect() as conn:
+    with world.store.connect() as conn:
         return Rollup(world.inventory, world.timetable, states, conn, datetime.now(UTC), site)
 
 
@@ -55,7 +55,7 @@ class _Answers:
 
     def get(self, world: World, name: str, build: Callable[[Rollup], bytes]) -> Response:
         states = world.states.snapshot()
-        with world.reader.connect() as conn:
+        with world.store.connect() as conn:
             marks = conn.execute(_MARKS).one()
         refs = (world, states, world.inventory, world.timetable)
         key = (*map(id, refs), *marks)
@@ -65,7 +65,7 @@ class _Answers:
                 self._key, self._refs, self._bodies = key, refs, {}
             body = self._bodies.get(name)
         if body is None:
-            with world.reader.connect() as conn:
+            with world.store.connect() as conn:
                 body = build(Rollup(world.inventory, world.timetable, states, conn, datetime.now(UTC)))
             with self._lock:
                 if key == self._key:

@@ -54,7 +54,7 @@ def list_readiness(
         conds.append(_R.c.go.is_(go))
     if site_level:
         conds.append(_R.c.room == "_site")
-    with world.reader.connect() as conn:
+    with world.store.connect() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(_R).where(*conds)).scalar_one()
         rows = conn.execute(sa.select(_R).where(*conds).order_by(_R.c.at_ns.desc(), _R.c.site, _R.c.room)
                             .limit(page.limit).offset(page.offset)).all()

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from examwatch.store.db import writing
 from examwatch.store.models import Base
 
 TOKEN_PREFIX = "ew_"  # noqa: S105 - marks a string as an examwatch token, not a secret
@@ -100,7 +101,7 @@ def create_token(engine: sa.Engine, name: str, role: Role, created_by: str) -> t
     """Store a new token for ``name``; returns it with its plain text, which is never stored."""
     plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = time.time_ns()
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         token_id = conn.execute(
             sa.insert(_TOK).values(name=name, role=role.value, token_hash=hash_token(plain), created_ns=now,
                                    created_by=created_by, revoked_ns=None).returning(_TOK.c.id)
@@ -129,7 +130,7 @@ def list_tokens(engine: sa.Engine) -> list[TokenView]:
 
 def revoke_token(engine: sa.Engine, token_id: int) -> bool:
     """Revoke a token; False when there is no such token or it was revoked already."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         res = conn.execute(sa.update(_TOK).where(_TOK.c.id == token_id, _TOK.c.revoked_ns.is_(None))
                            .values(revoked_ns=time.time_ns()))
         return res.rowcount == 1
@@ -138,7 +139,7 @@ def revoke_token(engine: sa.Engine, token_id: int) -> bool:
 def record(engine: sa.Engine, *, actor: str, token_id: int | None, role: str, method: str, path: str, action: str,
            status: int, remote: str, detail: dict[str, Any]) -> None:
     """Append one entry to the audit log."""
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(sa.insert(_AUD).values(
             at_ns=time.time_ns(), actor=actor, token_id=token_id, role=role, method=method, path=path[:256],
             action=action, status=status, remote=remote[:64], detail=json.dumps(detail, ensure_ascii=False)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +28,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
     cur.close()
 
 
-def _begin_immediate(conn: sa.Connection) -> None:
-    # Take the write lock at BEGIN: a deferred transaction that read before another process
-    # committed would fail on its first write (SQLITE_BUSY_SNAPSHOT) instead of waiting.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _begin(conn: sa.Connection) -> None:
+    # A writer takes the lock at BEGIN (see ``writing``): a deferred transaction that read before
+    # another process committed would fail on its first write (SQLITE_BUSY_SNAPSHOT) instead of
+    # waiting. Readers begin deferred and never wait in WAL mode.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("writer") else "BEGIN")
+
+
+@contextmanager
+def writing(eng: sa.Engine) -> Iterator[sa.Connection]:
+    """A read-write transaction (on SQLite it holds the write lock from its start)."""
+    with eng.connect() as conn:
+        conn.execution_options(writer=True)
+        with conn.begin():
+            yield conn
 
 
 def engine(url: str) -> sa.Engine:
@@ -39,7 +51,7 @@ def engine(url: str) -> sa.Engine:
     eng = sa.create_engine(url)
     if eng.dialect.name == "sqlite":
         event.listen(eng, "connect", _sqlite_pragmas)
-        event.listen(eng, "begin", _begin_immediate)
+        event.listen(eng, "begin", _begin)
     return eng
 
 

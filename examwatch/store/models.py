@@ -16,7 +16,7 @@ class Base(DeclarativeBase):
 
 
 class Alarm(Base):
-    """One alarm of a rule on a subject; at most one active (not resolved) per rule and subject."""
+    """One alarm of a rule on a subject; at most one active (not resolved) per rule, subject and drill."""
 
     __tablename__ = "alarm"
 
@@ -31,13 +31,22 @@ class Alarm(Base):
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
     message: Mapped[str] = mapped_column(Text, default="")
     opened_ns: Mapped[int] = mapped_column(BigInteger)
-    fire_at_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True, doc="a pending alarm fires then")
+    fire_at_ns: Mapped[int | None] = mapped_column(
+        BigInteger, nullable=True, doc="a pending alarm fires then"
+    )
     updated_ns: Mapped[int] = mapped_column(BigInteger)
     seq: Mapped[int] = mapped_column(Integer, default=0, doc="transitions so far")
 
     __table_args__ = (
-        Index("ix_alarm_one_active", "rule", "subject", unique=True,
-              sqlite_where=text("active"), postgresql_where=text("active")),
+        Index(
+            "ix_alarm_one_active",
+            "rule",
+            "subject",
+            "drill",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
         Index("ix_alarm_site_state", "site", "state"),
     )
 
@@ -70,7 +79,7 @@ class RuleState(Base):
     __tablename__ = "rule_state"
 
     rule: Mapped[str] = mapped_column(String(64), primary_key=True)
-    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(80), primary_key=True, doc="~drill: drill data's state")
     state: Mapped[str] = mapped_column(Text)
 
 

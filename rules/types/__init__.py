@@ -9,5 +9,14 @@ RULE_TYPES: dict[str, RuleType] = {
     m.TYPE.name: m.TYPE for m in (threshold, absence, ratio, timetable, readiness, coverage, skew)
 }
 
-__all__ = ["NO_TIMERS", "RULE_TYPES", "SITE", "Contract", "ReadinessReport", "Rule", "RuleConfig", "RuleType",
-           "Timers"]
+__all__ = [
+    "NO_TIMERS",
+    "RULE_TYPES",
+    "SITE",
+    "Contract",
+    "ReadinessReport",
+    "Rule",
+    "RuleConfig",
+    "RuleType",
+    "Timers",
+]

@@ -14,10 +14,13 @@ from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from examwatch.kinds import KINDS
+from examwatch.kinds import KINDS, Channel
 from rules.model import Observation, Severity, Verdict
 from rules.world import World
 
+#: Drill data is judged apart from real data of the same device: a drill that injects a power cut
+#: must not be cleared by the real sensor's next healthy report, nor hide a real failure.
+DRILL_SUFFIX = "~drill"
 #: The rules file for room- and site-wide rules (coverage, readiness, site silence) is site.yaml.
 SITE = "site"
 RuleName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -42,7 +45,9 @@ class RuleConfig(BaseModel):
         if kind is not None:
             if kind not in self.FILES:
                 allowed = ", ".join(sorted(self.FILES))
-                raise ValueError(f"a {getattr(self, 'type', '?')} rule belongs in {allowed} rules files, not {kind}")
+                raise ValueError(
+                    f"a {getattr(self, 'type', '?')} rule belongs in {allowed} rules files, not {kind}"
+                )
             self.check_kind(kind)
         return self
 
@@ -82,6 +87,8 @@ class Rule(Generic[C]):
 
     #: lower runs first for each message (site silence before device absence)
     PRIORITY: ClassVar[int] = 10
+    #: whose messages ``on_message`` needs: its own kind's, every kind's, or none (tick only)
+    SEES: ClassVar[str] = "own"
 
     def __init__(self, cfg: C, kind: str, world: World) -> None:
         self.cfg = cfg
@@ -137,6 +144,15 @@ class RuleType:
     contract: Contract
 
 
+def keyed(subject: str, drill: bool) -> str:
+    """The state key of ``subject`` for real data, or for drill data."""
+    return subject + DRILL_SUFFIX if drill else subject
+
+
+def state_key(obs: Observation) -> str:
+    return keyed(obs.ref.id, obs.drill)
+
+
 def field_of(model: BaseModel, path: str) -> Any:
     """``rf_dbm.n78`` → ``model.rf_dbm["n78"]``; None when absent."""
     head, _, key = path.partition(".")
@@ -151,12 +167,18 @@ def has_field(kind: str, path: str) -> bool:
     return head in KINDS[kind].telemetry.model_fields
 
 
-def observe(world: World, device: str, now: float, *, online: bool | None = None, drill: bool = False,
-            ts_s: float | None = None, **fields: Any) -> Observation:
+def observe(
+    world: World,
+    device: str,
+    now: float,
+    *,
+    online: bool | None = None,
+    drill: bool = False,
+    ts_s: float | None = None,
+    **fields: Any,
+) -> Observation:
     """An observation of ``device`` (telemetry with ``fields``, or a status when ``online`` is
     given), built without validation: for contract tests and benchmarks of the rules alone."""
-    from examwatch.kinds import Channel
-
     ref = world.devices[device]
     if online is not None:
         return Observation(ref, Channel.STATUS, None, online, now, drill)

@@ -10,11 +10,14 @@ A Last Will ``offline`` on ``…/status`` takes a device offline at once. While 
 silent, a device's offline alarm is suppressed (the site alarm explains it); when the site
 returns, devices still silent ``timeout_s`` of the site later get their own alarm. A site
 timeout must be shorter than every device timeout by more than the devices' report interval,
-so a site going dark is seen as a site before its devices time out one by one.
+so a site going dark is seen as a site before its devices time out one by one; and shorter than
+1.5 × the devices' MQTT keepalive, so the broker's burst of Last Wills for a dark site arrives
+when the site alarm is already up and is suppressed too.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -24,6 +27,7 @@ from rules.model import Finding, Observation, Severity, Subject, Verdict
 from rules.types._base import NO_TIMERS, SITE, Contract, Rule, RuleConfig, RuleType, Timers, observe
 from rules.world import World
 
+log = logging.getLogger("examwatch.rules")
 ALARMED = "alarmed"
 SUPPRESSED = "suppressed"
 
@@ -33,11 +37,21 @@ class AbsenceConfig(RuleConfig):
 
     type: Literal["absence"]
     timeout_s: float = Field(gt=0, le=86_400, description="silence longer than this is offline")
-    overrides: dict[str, float] = Field(default_factory=dict, description="device (or site) id → its own timeout_s")
+    overrides: dict[str, float] = Field(
+        default_factory=dict, description="device (or site) id → its own timeout_s"
+    )
 
 
-def evaluate(state: str | None, last_s: float, timeout_s: float, now: float, site_silent: bool,
-             severity: Severity, what: str) -> tuple[str | None, Finding | None, float | None]:
+def evaluate(
+    state: str | None,
+    last_s: float,
+    timeout_s: float,
+    now: float,
+    *,
+    site_silent: bool,
+    severity: Severity,
+    what: str,
+) -> tuple[str | None, Finding | None, float | None]:
     """At a timer: (new state, finding, next deadline or None).
 
     Not yet due → a new deadline. Due → alarmed, or suppressed while the site is silent.
@@ -56,15 +70,24 @@ class AbsenceRule(Rule[AbsenceConfig]):
     """Device scope (a device kind's file) or site scope (site.yaml)."""
 
     PRIORITY: ClassVar[int] = 0
+    SEES: ClassVar[str] = "all"  # a device of another kind speaking may end its site's silence
 
     def __init__(self, cfg: AbsenceConfig, kind: str, world: World) -> None:
         super().__init__(cfg, kind, world)
         self.started = 0.0
         self.scheduled: set[str] = set()
         self.timers: Timers = NO_TIMERS
+        self.suppressed: dict[str, set[str]] = {}  # site → its devices whose offline alarm waits
         self.site_scope = kind == SITE
-        self.subjects = (list(world.by_site) if self.site_scope
-                         else [d for d, ref in world.devices.items() if ref.kind == kind])
+        self.subjects = (
+            list(world.by_site)
+            if self.site_scope
+            else [d for d, ref in world.devices.items() if ref.kind == kind]
+        )
+        unknown = sorted(set(cfg.overrides) - set(self.subjects))
+        if unknown:
+            log.warning("rule %s: overrides name no %s of the inventory: %s", cfg.name,
+                        "site" if self.site_scope else kind, ", ".join(unknown))
         if self.site_scope:
             world.site_timeout_s = cfg.timeout_s
         else:
@@ -85,7 +108,11 @@ class AbsenceRule(Rule[AbsenceConfig]):
         for subject in self.subjects:
             if self.site_scope and self.state.get(subject) == ALARMED:
                 self.world.silent_sites.add(subject)
-            self._schedule(subject, max(self.last_heard(subject) + self.timeout(subject), now + grace_s), timers)
+            if not self.site_scope and self.state.get(subject) == SUPPRESSED:
+                self.suppressed.setdefault(self.world.devices[subject].site, set()).add(subject)
+            self._schedule(
+                subject, max(self.last_heard(subject) + self.timeout(subject), now + grace_s), timers
+            )
         self.timers = timers
 
     def _schedule(self, subject: str, at: float, timers: Timers) -> None:
@@ -109,46 +136,82 @@ class AbsenceRule(Rule[AbsenceConfig]):
                 self.put(dev, SUPPRESSED)
                 return []
             self.put(dev, ALARMED)
-            return [Verdict(Subject.device(obs.ref), True, self.cfg.severity, f"{dev}: offline (Last Will)", obs.drill)]
+            return [
+                Verdict(
+                    Subject.device(obs.ref), True, self.cfg.severity, f"{dev}: offline (Last Will)", obs.drill
+                )
+            ]
         out = self._release(obs)
         if state is not None:
             self.put(dev, None)
             if state == ALARMED:
-                out.append(Verdict(Subject.device(obs.ref), False, self.cfg.severity, f"{dev}: back online", obs.drill))
+                out.append(
+                    Verdict(
+                        Subject.device(obs.ref), False, self.cfg.severity, f"{dev}: back online", obs.drill
+                    )
+                )
         if dev not in self.scheduled:
             self._schedule(dev, obs.recv_s + self.timeout(dev), self.timers)
         return out
 
+    def put(self, subject: str, value: Any) -> None:
+        if not self.site_scope:
+            site = self.world.devices[subject].site
+            if value == SUPPRESSED:
+                self.suppressed.setdefault(site, set()).add(subject)
+            elif site in self.suppressed:
+                self.suppressed[site].discard(subject)
+        super().put(subject, value)
+
     def _release(self, obs: Observation) -> list[Verdict]:
         """The site spoke again: its suppressed devices get one site timeout to speak too."""
         site = obs.ref.site
-        if site in self.world.silent_sites:
+        if site not in self.suppressed or site in self.world.silent_sites:
             return []
-        for dev in self.world.by_site[site]:
-            if dev.kind == self.kind and self.state.get(dev.id) == SUPPRESSED and dev.id != obs.ref.id:
-                self.put(dev.id, None)
-                self._schedule(dev.id, obs.recv_s + self.world.site_timeout_s, self.timers)
+        for dev in self.suppressed.pop(site):
+            if dev != obs.ref.id:
+                self.state.pop(dev, None)
+                self.dirty.add(dev)
+                self._schedule(dev, obs.recv_s + self.world.site_timeout_s, self.timers)
         return []
 
     def _site_heard(self, obs: Observation) -> list[Verdict]:
         site = obs.ref.site
+        if obs.online is False:
+            return []  # a Last Will: the broker speaking, not the site (see World.heard)
         if site not in self.scheduled:
             self._schedule(site, obs.recv_s + self.timeout(site), self.timers)
         if self.state.get(site) != ALARMED:
             return []
         self.put(site, None)
         self.world.silent_sites.discard(site)
-        return [Verdict(Subject.of_site(site), False, self.cfg.severity, f"site {site}: reporting again", obs.drill)]
+        return [
+            Verdict(
+                Subject.of_site(site), False, self.cfg.severity, f"site {site}: reporting again", obs.drill
+            )
+        ]
 
     def on_timer(self, subject: str, now: float, timers: Timers) -> list[Verdict]:
         self.scheduled.discard(subject)
         seen = None if self.site_scope else self.world.seen.get(subject)
-        if seen is not None and seen.lwt_offline:
-            return []
         silent = not self.site_scope and self.world.devices[subject].site in self.world.silent_sites
+        if seen is not None and seen.lwt_offline:
+            if self.state.get(subject) is not None or silent:
+                return []
+            # released from a site's suppression, its Last Will still standing
+            self.put(subject, ALARMED)
+            message = f"{subject}: offline (Last Will)"
+            return [Verdict(self._subject(subject), True, self.cfg.severity, message, seen.drill)]
         what = f"site {subject}" if self.site_scope else subject
-        state, finding, again = evaluate(self.state.get(subject), self.last_heard(subject), self.timeout(subject),
-                                         now, silent, self.cfg.severity, what)
+        state, finding, again = evaluate(
+            self.state.get(subject),
+            self.last_heard(subject),
+            self.timeout(subject),
+            now,
+            site_silent=silent,
+            severity=self.cfg.severity,
+            what=what,
+        )
         if again is not None:
             self._schedule(subject, again, timers)
         if state != self.state.get(subject):
@@ -173,6 +236,8 @@ def _clear(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
 
 
 TYPE = RuleType(
-    "absence", AbsenceConfig, AbsenceRule,
+    "absence",
+    AbsenceConfig,
+    AbsenceRule,
     Contract("jammer", {"name": "jammer_offline", "type": "absence", "timeout_s": 5}, _fire, _clear),
 )

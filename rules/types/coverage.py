@@ -27,22 +27,32 @@ class CoverageConfig(RuleConfig):
 
     type: Literal["coverage"]
     severity: Severity = Severity.CRITICAL
-    kinds: tuple[Kind, ...] = Field(default=(Kind.JAMMER, Kind.CAMERA), min_length=1,
-                                    description="each exam room needs at least one reporting device of each")
+    kinds: tuple[Kind, ...] = Field(
+        default=(Kind.JAMMER, Kind.CAMERA),
+        min_length=1,
+        description="each exam room needs at least one reporting device of each",
+    )
 
 
-def evaluate(severity: Severity, active: bool, paper: str | None, missing: list[str], room: str
-             ) -> tuple[bool, Finding | None]:
+def evaluate(
+    severity: Severity, active: bool, paper: str | None, missing: list[str], room: str
+) -> tuple[bool, Finding | None]:
     """Active while a paper is on and some required kind has no reporting device in the room."""
     gap = paper is not None and bool(missing)
     if gap and not active:
-        return True, Finding(True, severity, f"room {room} during {paper}: no reporting {' or '.join(missing)}")
+        return True, Finding(
+            True, severity, f"room {room} during {paper}: no reporting {' or '.join(missing)}"
+        )
     if active and not gap:
-        return False, Finding(False, severity, f"room {room}: covered" if paper else f"room {room}: paper over")
+        return False, Finding(
+            False, severity, f"room {room}: covered" if paper else f"room {room}: paper over"
+        )
     return active, None
 
 
 class CoverageRule(Rule[CoverageConfig]):
+    SEES: ClassVar[str] = "none"
+
     def on_tick(self, now: float) -> list[Verdict]:
         out: list[Verdict] = []
         sessions: dict[str, str | None] = {}
@@ -55,8 +65,11 @@ class CoverageRule(Rule[CoverageConfig]):
             if sessions[site] is None and not active:
                 continue
             devices = self.world.by_room.get((site, room), [])
-            missing = [k.value for k in self.cfg.kinds
-                       if not any(d.kind == k and self.world.reporting(d.id, now) for d in devices)]
+            missing = [
+                k.value
+                for k in self.cfg.kinds
+                if not any(d.kind == k and self.world.reporting(d.id, now) for d in devices)
+            ]
             new, finding = evaluate(self.cfg.severity, active, sessions[site], missing, key)
             if new != active:
                 self.put(key, True if new else None)
@@ -78,5 +91,9 @@ def _clear(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
     return [v for v in rule.on_tick(now) if v.subject.id == "S01-R01"]
 
 
-TYPE = RuleType("coverage", CoverageConfig, CoverageRule,
-                Contract(SITE, {"name": "room_coverage", "type": "coverage"}, _fire, _clear))
+TYPE = RuleType(
+    "coverage",
+    CoverageConfig,
+    CoverageRule,
+    Contract(SITE, {"name": "room_coverage", "type": "coverage"}, _fire, _clear),
+)

@@ -22,7 +22,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, model_validator
 
 from rules.model import Finding, Observation, Subject, Verdict
-from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe
+from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe, state_key
 from rules.world import World
 
 #: per subject: [active, [[t, numerator, denominator], ...]]
@@ -36,7 +36,9 @@ class RatioConfig(RuleConfig):
     window_s: float = Field(default=300, gt=0, le=86_400)
     above: float = Field(gt=0)
     clear_below: float | None = Field(default=None, gt=0, description="clears below this; default above")
-    min_denominator: float = Field(default=1, ge=0, description="no verdict while the window's denominator is smaller")
+    min_denominator: float = Field(
+        default=1, ge=0, description="no verdict while the window's denominator is smaller"
+    )
 
     @model_validator(mode="after")
     def _order(self) -> Self:
@@ -50,15 +52,17 @@ class RatioConfig(RuleConfig):
                 raise ValueError(f"a {kind} telemetry message has no field {f!r}")
 
 
-def evaluate(cfg: RatioConfig, active: bool, window: Window, t: float, num: float, den: float
-             ) -> tuple[bool, Window, Finding | None]:
+def evaluate(
+    cfg: RatioConfig, active: bool, window: Window, t: float, *, num: float, den: float
+) -> tuple[bool, Window, Finding | None]:
     """Add a reading at ``t``, drop what fell out of the window; (active, window, finding)."""
     kept = [e for e in window if e[0] > t - cfg.window_s] + [[t, num, den]]
     total_num, total_den = sum(e[1] for e in kept), sum(e[2] for e in kept)
     if total_den < cfg.min_denominator or total_den <= 0:
         return active, kept, None
     ratio = total_num / total_den
-    text = f"{cfg.numerator}/{cfg.denominator} = {ratio:.0%} over {cfg.window_s:g} s ({total_num:g}/{total_den:g})"
+    counts = f"({total_num:g}/{total_den:g})"
+    text = f"{cfg.numerator}/{cfg.denominator} = {ratio:.0%} over {cfg.window_s:g} s {counts}"
     if not active and ratio > cfg.above:
         return True, kept, Finding(True, cfg.severity, text)
     clear_below = cfg.above if cfg.clear_below is None else cfg.clear_below
@@ -74,9 +78,9 @@ class RatioRule(Rule[RatioConfig]):
         num, den = field_of(obs.msg, self.cfg.numerator), field_of(obs.msg, self.cfg.denominator)
         if num is None or den is None:
             return []
-        active, window = self.state.get(obs.ref.id, (False, []))
-        new, kept, finding = evaluate(self.cfg, active, window, obs.recv_s, num, den)
-        self.put(obs.ref.id, [new, kept])
+        active, window = self.state.get(state_key(obs), (False, []))
+        new, kept, finding = evaluate(self.cfg, active, window, obs.recv_s, num=num, den=den)
+        self.put(state_key(obs), [new, kept])
         return [] if finding is None else [finding.on(Subject.device(obs.ref), obs.drill)]
 
 
@@ -84,15 +88,30 @@ def _step(failures: int, passes: int) -> Any:
     def step(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
         out: list[Verdict] = []
         for i in range(3):
-            out += rule.on_message(observe(world, "S01-ENT-GATE1", now + i, face_match_failures=failures,
-                                           passes=passes))
+            out += rule.on_message(
+                observe(world, "S01-ENT-GATE1", now + i, face_match_failures=failures, passes=passes)
+            )
         return out
+
     return step
 
 
 TYPE = RuleType(
-    "ratio", RatioConfig, RatioRule,
-    Contract("gate", {"name": "surge", "type": "ratio", "numerator": "face_match_failures",
-                      "denominator": "passes", "window_s": 1, "above": 0.2, "min_denominator": 5},
-             _step(5, 10), _step(0, 50)),
+    "ratio",
+    RatioConfig,
+    RatioRule,
+    Contract(
+        "gate",
+        {
+            "name": "surge",
+            "type": "ratio",
+            "numerator": "face_match_failures",
+            "denominator": "passes",
+            "window_s": 1,
+            "above": 0.2,
+            "min_denominator": 5,
+        },
+        _step(5, 10),
+        _step(0, 50),
+    ),
 )

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from examwatch.kinds import Envelope, Kind
 from examwatch.timetable import READINESS_LEAD
-from rules.model import Observation, Verdict
+from rules.model import Finding, Observation, Severity, Subject, Verdict
 from rules.types._base import SITE, Contract, ReadinessReport, Rule, RuleConfig, RuleType, observe
 from rules.world import World
 
@@ -33,7 +33,9 @@ class ReadinessConfig(RuleConfig):
     FILES: ClassVar[frozenset[str]] = frozenset({SITE})
 
     type: Literal["readiness"]
-    lead_s: float = Field(default=READINESS_LEAD.total_seconds(), gt=0, le=86_400, description="before each paper")
+    lead_s: float = Field(
+        default=READINESS_LEAD.total_seconds(), gt=0, le=86_400, description="before each paper"
+    )
     min_battery_pct: float = Field(default=20, ge=0, le=100)
     min_mains_v: float = Field(default=187, ge=0, le=300, description="220 V − 15 %")
     optional: tuple[Kind, ...] = Field(default=(Kind.DETECTOR,), description="kinds that may never report")
@@ -44,8 +46,11 @@ def device_problem(cfg: ReadinessConfig, kind: str, msg: Envelope) -> str | None
     m: Any = msg
     if kind == "jammer" and getattr(m, "fault_code", None):
         return f"fault {m.fault_code}"
-    if kind == "camera" and not (getattr(m, "recording", False) and not getattr(m, "video_loss", True)
-                                 and not getattr(m, "tamper", True)):
+    if kind == "camera" and not (
+        getattr(m, "recording", False)
+        and not getattr(m, "video_loss", True)
+        and not getattr(m, "tamper", True)
+    ):
         return "not recording a picture"
     if kind == "detector":
         if getattr(m, "battery_pct", None) is not None and m.battery_pct < cfg.min_battery_pct:
@@ -67,6 +72,8 @@ def roll_up(problems: dict[str, list[str]]) -> tuple[bool, str]:
 class ReadinessRule(Rule[ReadinessConfig]):
     """State per device: its last problem (only while it has one); per ``paper/site``: done."""
 
+    SEES: ClassVar[str] = "all"
+
     def on_message(self, obs: Observation) -> list[Verdict]:
         if obs.msg is None or obs.channel != "telemetry":
             return []
@@ -76,6 +83,8 @@ class ReadinessRule(Rule[ReadinessConfig]):
         return []
 
     def on_tick(self, now: float) -> list[Verdict]:
+        if now < self.world.started_s + self.world.grace_s:
+            return []  # just started: the devices' reports are still on their way
         at = datetime.fromtimestamp(now, UTC)
         for paper in self.world.timetable.ordered:
             if not paper.start.timestamp() - self.cfg.lead_s <= now < paper.start.timestamp():
@@ -99,8 +108,10 @@ class ReadinessRule(Rule[ReadinessConfig]):
                     problems.append(f"{ref.id} not reporting")
             elif (p := self.state.get(ref.id)) is not None:
                 problems.append(f"{ref.id} {p}")
-        out = [ReadinessReport(paper, site, room, not p, "; ".join(p) or "ready", drill)
-               for room, p in sorted(rooms.items())]
+        out = [
+            ReadinessReport(paper, site, room, not p, "; ".join(p) or "ready", drill)
+            for room, p in sorted(rooms.items())
+        ]
         go, detail = roll_up(rooms)
         return [*out, ReadinessReport(paper, site, SITE_ROOM, go, detail, drill)]
 
@@ -108,19 +119,24 @@ class ReadinessRule(Rule[ReadinessConfig]):
 def _ready(healthy: bool) -> Any:
     def step(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
         """Readiness says go/no-go as reports, not verdicts: turn the site roll-up into one."""
-        from rules.model import Finding, Severity, Subject
-
         for dev, ref in world.devices.items():
             if ref.site == "S01":
                 world.heard(ref, now, False)
                 if ref.kind == "camera":
-                    rule.on_message(observe(world, dev, now, recording=healthy, video_loss=False, tamper=False))
+                    rule.on_message(
+                        observe(world, dev, now, recording=healthy, video_loss=False, tamper=False)
+                    )
         assert isinstance(rule, ReadinessRule)
         reports = rule.assess("contract", "S01", now)
         site = reports[-1]
         return [Finding(not site.go, Severity.MAJOR, site.detail).on(Subject.of_site("S01"))]
+
     return step
 
 
-TYPE = RuleType("readiness", ReadinessConfig, ReadinessRule,
-                Contract(SITE, {"name": "readiness", "type": "readiness"}, _ready(False), _ready(True)))
+TYPE = RuleType(
+    "readiness",
+    ReadinessConfig,
+    ReadinessRule,
+    Contract(SITE, {"name": "readiness", "type": "readiness"}, _ready(False), _ready(True)),
+)

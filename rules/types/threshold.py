@@ -20,7 +20,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rules.model import Finding, Observation, Severity, Subject, Verdict
-from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe
+from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe, state_key
 from rules.world import World
 
 Scalar = bool | float | str
@@ -61,7 +61,9 @@ class Level(Condition):
 
 class ThresholdConfig(RuleConfig):
     type: Literal["threshold"]
-    field: str = Field(pattern=r"^[a-z_0-9]+(\.[a-z0-9_]+)?$", description="telemetry field, e.g. mains_v or rf_dbm.n78")
+    field: str = Field(
+        pattern=r"^[a-z_0-9]+(\.[a-z0-9_]+)?$", description="telemetry field, e.g. mains_v or rf_dbm.n78"
+    )
     levels: tuple[Level, ...] = Field(min_length=1)
     clear: Condition | None = Field(default=None, description="clears only when this holds (hysteresis)")
     during: Literal["always", "paper", "jammer_window"] = "always"
@@ -71,18 +73,24 @@ class ThresholdConfig(RuleConfig):
             raise ValueError(f"a {kind} telemetry message has no field {self.field.partition('.')[0]!r}")
 
 
-def evaluate(cfg: ThresholdConfig, active: str | None, value: Any, applies: bool) -> tuple[str | None, Finding | None]:
+def evaluate(
+    cfg: ThresholdConfig, active: str | None, value: Any, applies: bool
+) -> tuple[str | None, Finding | None]:
     """New state (the active severity, or None) and what to say, for one reading.
 
     ``applies`` is False outside the rule's time window (``during``), which clears it. The
     runner names the subject.
     """
     if not applies:
-        return None, (Finding(False, Severity(active), f"{cfg.field}: outside {cfg.during}") if active else None)
+        return None, (
+            Finding(False, Severity(active), f"{cfg.field}: outside {cfg.during}") if active else None
+        )
     worst = max((lv for lv in cfg.levels if lv.holds(value)), key=lambda lv: lv.severity.rank, default=None)
     if worst is not None:
         if active is None or worst.severity.rank > Severity(active).rank:
-            return worst.severity.value, Finding(True, worst.severity, f"{cfg.field} = {value} ({worst.describe()})")
+            return worst.severity.value, Finding(
+                True, worst.severity, f"{cfg.field} = {value} ({worst.describe()})"
+            )
         return active, None
     if active is None:
         return None, None
@@ -106,22 +114,34 @@ class ThresholdRule(Rule[ThresholdConfig]):
         value = field_of(obs.msg, self.cfg.field)
         if value is None:
             return []
-        active = self.state.get(obs.ref.id)
+        active = self.state.get(state_key(obs))
         new, verdict = evaluate(self.cfg, active, value, self.applies(obs))
         if new != active:
-            self.put(obs.ref.id, new)
+            self.put(state_key(obs), new)
         return [] if verdict is None else [verdict.on(Subject.device(obs.ref), obs.drill)]
 
 
 def _contract_step(mains_v: float) -> Any:
     def step(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
         return rule.on_message(observe(world, "S01-VAULT-PWR1", now, mains_v=mains_v))
+
     return step
 
 
 TYPE = RuleType(
-    "threshold", ThresholdConfig, ThresholdRule,
-    Contract("power", {"name": "mains", "type": "threshold", "field": "mains_v",
-                       "levels": [{"severity": "critical", "below": 187}], "clear": {"above": 200}},
-             _contract_step(0.0), _contract_step(220.0)),
+    "threshold",
+    ThresholdConfig,
+    ThresholdRule,
+    Contract(
+        "power",
+        {
+            "name": "mains",
+            "type": "threshold",
+            "field": "mains_v",
+            "levels": [{"severity": "critical", "below": 187}],
+            "clear": {"above": 200},
+        },
+        _contract_step(0.0),
+        _contract_step(220.0),
+    ),
 )

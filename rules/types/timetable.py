@@ -22,7 +22,7 @@ from pydantic import Field
 from examwatch.bands import Band
 from examwatch.kinds import Envelope
 from rules.model import Finding, Observation, Severity, Subject, Verdict
-from rules.types._base import Contract, Rule, RuleConfig, RuleType, observe
+from rules.types._base import DRILL_SUFFIX, Contract, Rule, RuleConfig, RuleType, keyed, observe, state_key
 from rules.world import World
 
 
@@ -60,8 +60,9 @@ def jammer_problems(msg: Envelope, bands: tuple[Band, ...], floor_dbm: float) ->
     return out
 
 
-def evaluate(severity: Severity, active: bool, paper: str | None, problems: list[str], what: str
-             ) -> tuple[bool, Finding | None]:
+def evaluate(
+    severity: Severity, active: bool, paper: str | None, problems: list[str], what: str
+) -> tuple[bool, Finding | None]:
     """Active when a paper requires it now and something is wrong; cleared otherwise."""
     bad = paper is not None and bool(problems)
     if bad and not active:
@@ -84,34 +85,41 @@ class TimetableRule(Rule[TimetableConfig]):
             return []
         if self.cfg.require == "camera_recording":
             m = obs.msg
-            ok = bool(getattr(m, "recording", False) and not getattr(m, "video_loss", True)
-                      and not getattr(m, "tamper", True))
-            if self.state.get(obs.ref.id) != [ok]:
-                self.put(obs.ref.id, [ok])
+            ok = bool(
+                getattr(m, "recording", False)
+                and not getattr(m, "video_loss", True)
+                and not getattr(m, "tamper", True)
+            )
+            if self.state.get(state_key(obs)) != [ok]:
+                self.put(state_key(obs), [ok])
             return self._room(obs.ref.site, obs.ref.room, obs.recv_s, obs.drill)
         problems = jammer_problems(obs.msg, self.world.specs[obs.ref.id].bands, self.cfg.floor_dbm)
         return self._jammer(obs.ref.id, problems, obs.recv_s, obs.drill)
 
     def _jammer(self, dev: str, problems: list[str], now: float, drill: bool) -> list[Verdict]:
         ref = self.world.devices[dev]
+        key = keyed(dev, drill)
         paper = self.world.jammers_required(ref.site, now)
-        active = bool(self.state.get(dev, [False])[0])
+        active = bool(self.state.get(key, [False])[0])
         new, finding = evaluate(self.cfg.severity, active, paper.id if paper else None, problems, dev)
-        if [new, problems] != self.state.get(dev):
-            self.put(dev, [new, problems])
+        if [new, problems] != self.state.get(key):
+            self.put(key, [new, problems])
         return [] if finding is None else [finding.on(Subject.device(ref), drill)]
 
     def _room(self, site: str, room: str, now: float, drill: bool = False) -> list[Verdict]:
-        key = f"{site}-{room}"
+        key = keyed(f"{site}-{room}", drill)
         if (site, room) not in self.world.exam_rooms_set:
             return []
         paper = self.world.in_session(site, now)
-        cams = [d.id for d in self.world.by_room.get((site, room), ()) if d.kind == "camera"]
-        recording = [c for c in cams if self.state.get(c, [False])[0] and self.world.reporting(c, now)]
+        cams = [keyed(d.id, drill) for d in self.world.by_room.get((site, room), ()) if d.kind == "camera"]
+        if not any(c in self.state for c in cams) and not self.state.get(key):
+            return []  # no camera has said anything yet: coverage speaks for silence
+        recording = [c for c in cams if self.state.get(c, [False])[0]
+                     and self.world.reporting(c.removesuffix(DRILL_SUFFIX), now)]
         problems = [] if recording else [f"none of {len(cams)} cameras recording"]
         active = bool(self.state.get(key))
         paper_id = paper.id if paper else None
-        new, finding = evaluate(self.cfg.severity, active, paper_id, problems, f"room {key}")
+        new, finding = evaluate(self.cfg.severity, active, paper_id, problems, f"room {site}-{room}")
         if new != active:
             self.put(key, True if new else None)
         return [] if finding is None else [finding.on(Subject.room(site, room), drill)]
@@ -121,6 +129,8 @@ class TimetableRule(Rule[TimetableConfig]):
         if self.cfg.require == "camera_recording":
             for site, room in self.world.exam_rooms:
                 out += self._room(site, room, now)
+                if self.state.get(keyed(f"{site}-{room}", True)):
+                    out += self._room(site, room, now, drill=True)
             return out
         for site, refs in self.world.by_site.items():
             paper = self.world.jammers_required(site, now)
@@ -129,10 +139,10 @@ class TimetableRule(Rule[TimetableConfig]):
                 continue
             self.required[site] = required
             for ref in refs:
-                st = self.state.get(ref.id)
-                if ref.kind == "jammer" and st is not None:
-                    seen = self.world.seen.get(ref.id)
-                    out += self._jammer(ref.id, list(st[1]), now, seen.drill if seen else False)
+                for drill in (False, True):
+                    st = self.state.get(keyed(ref.id, drill))
+                    if ref.kind == "jammer" and st is not None:
+                        out += self._jammer(ref.id, list(st[1]), now, drill)
         return out
 
 
@@ -140,11 +150,18 @@ def _jammer_step(rf: float) -> Any:
     def step(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
         bands = world.specs["S01-R01-JAM1"].bands
         return rule.on_message(observe(world, "S01-R01-JAM1", now, on=True, rf_dbm=dict.fromkeys(bands, rf)))
+
     return step
 
 
 TYPE = RuleType(
-    "timetable", TimetableConfig, TimetableRule,
-    Contract("jammer", {"name": "shielding", "type": "timetable", "require": "jammer_shielding"},
-             _jammer_step(5.0), _jammer_step(27.0)),
+    "timetable",
+    TimetableConfig,
+    TimetableRule,
+    Contract(
+        "jammer",
+        {"name": "shielding", "type": "timetable", "require": "jammer_shielding"},
+        _jammer_step(5.0),
+        _jammer_step(27.0),
+    ),
 )

@@ -6,9 +6,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
+from examwatch.store import writing
 from examwatch.store.access import Role
+from examwatch.store.notify_models import Notification
 from rules.model import Severity
 from tests.api_stack import ApiStack, wait_ok
 from tests.stack import device_topic, publish_all, telemetry
@@ -261,3 +264,42 @@ def test_metrics_count_requests_by_route(api: ApiStack) -> None:
     c.get("/sites/S01")
     text = c.get("/metrics").text
     assert 'examwatch_api_requests_total{method="GET",route="/sites/{site_id}",status="200"}' in text
+
+
+def test_silences_and_the_notification_outbox(api: ApiStack) -> None:
+    c, op = api.http(), api.http(Role.OPERATOR)
+    ends = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    made = op.post("/silences", json={"kind": "maintenance", "site": "S02", "room": "VAULT", "ends": ends,
+                                      "comment": "UPS swap"})
+    assert made.status_code == 201
+    silence = made.json()
+    assert (silence["by"], silence["site"], silence["room"], silence["expired_by"]) == (
+        "test-operator", "S02", "VAULT", None)
+    assert silence["id"] in {s["id"] for s in c.get("/silences").json()["items"]}
+    no_site = op.post("/silences", json={"room": "VAULT", "ends": ends})
+    assert no_site.status_code == 422
+    assert "needs its site" in no_site.json()["detail"]
+    past = op.post("/silences", json={"site": "S02", "ends": "2020-01-01T00:00:00Z"})
+    assert past.status_code == 422
+    expired = op.post(f"/silences/{silence['id']}/expire")
+    assert expired.json()["expired_by"] == "test-operator"
+    assert op.post(f"/silences/{silence['id']}/expire").status_code == 409
+    assert op.post("/silences/999999/expire").status_code == 404
+    assert silence["id"] not in {s["id"] for s in c.get("/silences").json()["items"]}
+    assert silence["id"] in {s["id"] for s in c.get("/silences", params={"active": "false"}).json()["items"]}
+
+    alarm = api.open_alarm("S02-VAULT-PWR1", "power_mains_lost", severity=Severity.CRITICAL)
+    table = Notification.__table__
+    now = time.time_ns()
+    with writing(api.store) as conn:  # as the notifier writes its outbox
+        for i, status in enumerate(("sent", "failed")):
+            conn.execute(sa.insert(table).values(
+                alarm_id=alarm, cause=f"{alarm}.1", kind="alert", level=1, person=f"p{i}", address=f"1380000000{i}",
+                text="保密室停电", drill=False, status=status, silence_id=None, attempts=1 + i, created_ns=now,
+                next_try_ns=now, sent_ns=now if status == "sent" else None, result="0: Accepted for delivery"))
+    listed = c.get("/notifications", params={"alarm_id": alarm}).json()
+    assert listed["total"] == 2
+    assert {(n["person"], n["status"], n["attempts"]) for n in listed["items"]} == {("p0", "sent", 1),
+                                                                                  ("p1", "failed", 2)}
+    failed = c.get("/notifications", params={"alarm_id": alarm, "status": "failed"}).json()["items"]
+    assert [n["sent"] for n in failed] == [None]

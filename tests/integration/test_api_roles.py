@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -33,10 +34,18 @@ def _token(s: ApiStack) -> tuple[str, Any]:
     return f"/tokens/{s.http(Role.ADMIN).post('/tokens', json={'name': 'x', 'role': 'viewer'}).json()['id']}", None
 
 
+def _in_an_hour() -> str:
+    return (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+
+
 WRITES = [
     Write("POST", "/alarms/{alarm_id}/acknowledge", Role.OPERATOR, lambda s: _alarm(s, "acknowledge", {})),
     Write("POST", "/alarms/{alarm_id}/resolve", Role.OPERATOR, lambda s: _alarm(s, "resolve", {"comment": "ok"})),
     Write("POST", "/alarms/{alarm_id}/comments", Role.OPERATOR, lambda s: _alarm(s, "comments", {"comment": "c"})),
+    Write("POST", "/silences", Role.OPERATOR, lambda s: ("/silences", {"site": "S01", "ends": _in_an_hour()})),
+    Write("POST", "/silences/{silence_id}/expire", Role.OPERATOR, lambda s: (
+        f"/silences/{s.http(Role.OPERATOR).post('/silences', json={'rule': 'x', 'ends': _in_an_hour()}).json()['id']}"
+        "/expire", None)),
     Write("PUT", "/timetable", Role.ADMIN, lambda s: ("/timetable", s.http().get("/timetable").json())),
     Write("PUT", "/inventory", Role.ADMIN, lambda s: ("/inventory", s.http().get("/inventory").json())),
     Write("POST", "/drills", Role.ADMIN, lambda s: ("/drills", {"scenario": "power-cut"})),

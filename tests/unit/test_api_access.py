@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from api.cli import app
-from examwatch.store import open_store
+from examwatch.store import open_store, writing
 from examwatch.store.access import (
     ApiToken,
     AuditEntry,
@@ -54,9 +54,9 @@ def test_audit_log_is_append_only_in_the_database(store: sa.Engine) -> None:
     record(store, actor="a", token_id=1, role="admin", method="PUT", path="/inventory", action="put_inventory",
            status=200, remote="127.0.0.1", detail={"sites": 21})
     table = AuditEntry.__table__
-    with pytest.raises(sa.exc.DatabaseError, match="append-only"), store.begin() as conn:
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), writing(store) as conn:
         conn.execute(sa.update(table).values(actor="someone else"))
-    with pytest.raises(sa.exc.DatabaseError, match="append-only"), store.begin() as conn:
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), writing(store) as conn:
         conn.execute(sa.delete(table))
     with store.connect() as conn:
         assert conn.execute(sa.select(table.c.actor)).scalars().all() == ["a"]

@@ -17,7 +17,7 @@ from examwatch import sample
 from examwatch.bands import Band
 from examwatch.inventory import Inventory
 from examwatch.kinds import KINDS
-from examwatch.store import Readiness, open_store
+from examwatch.store import Readiness, open_store, writing
 from examwatch.timetable import Paper, Timetable
 from rules.lifecycle import open_alarm
 from rules.model import Severity, Subject
@@ -80,9 +80,9 @@ def test_site_colours(world: tuple[Inventory, sa.Engine]) -> None:
     assert colours() == {"S01": "green", "S02": "green"}
     states.pop("S01-R01-JAM1")
     assert colours() == {"S01": "amber", "S02": "green"}
-    with store.begin() as conn:
-        open_alarm(conn, "power_on_ups", Subject.device(inv.devices["S02-VAULT-PWR1"]), Severity.CRITICAL, "ups",
-                   False, time.time_ns(), 0)
+    with writing(store) as conn:
+        open_alarm(conn, "power_on_ups", Subject.device(inv.devices["S02-VAULT-PWR1"]), severity=Severity.CRITICAL,
+                   message="ups", drill=False, at_ns=time.time_ns(), pending_for_s=0)
         conn.execute(sa.insert(Readiness.__table__).values(paper="p1", site="S01", room="_site", go=False,
                                                            detail="x", drill=False, at_ns=NOW, sent=True))
     assert colours() == {"S01": "red", "S02": "red"}

@@ -9,7 +9,8 @@ import pytest
 
 from examwatch import sample
 from examwatch.inventory import Inventory
-from ingest.decode import Decoder, Reason
+from examwatch.rejects import Reason
+from ingest.decode import Decoder
 from tests.stack import telemetry
 
 INV = Inventory.model_validate(sample.district(formal=1, backup=0, rooms=2))

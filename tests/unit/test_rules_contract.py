@@ -20,7 +20,9 @@ TYPES = sorted(RULE_TYPES.values(), key=lambda t: t.name)
 
 
 def _rule(rt: RuleType, now: float) -> Any:
-    cfg = RulesFile.model_validate({"rules": [rt.contract.config]}, context={"kind": rt.contract.kind}).rules[0]
+    cfg = RulesFile.model_validate({"rules": [rt.contract.config]}, context={"kind": rt.contract.kind}).rules[
+        0
+    ]
     world = World(rules_kit.inventory(), rules_kit.timetable(now))
     return rt.runner(cfg, rt.contract.kind, world), world
 
@@ -36,7 +38,9 @@ def test_registry_matches_modules_and_union() -> None:
 @pytest.mark.parametrize("rt", TYPES, ids=lambda t: t.name)
 def test_config_refuses_unknown_field(rt: RuleType) -> None:
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
-        RulesFile.model_validate({"rules": [{**rt.contract.config, "bogus": 1}]}, context={"kind": rt.contract.kind})
+        RulesFile.model_validate(
+            {"rules": [{**rt.contract.config, "bogus": 1}]}, context={"kind": rt.contract.kind}
+        )
 
 
 @pytest.mark.parametrize("rt", TYPES, ids=lambda t: t.name)
@@ -74,6 +78,8 @@ def test_firing_twice_raises_once(rt: RuleType) -> None:
     now = time.time()
     rule, world = _rule(rt, now)
     first = [v for v in rt.contract.fire(rule, world, now) if v.active]
-    second = [v for v in rt.contract.fire(rule, world, now + 0.5) if v.active and v.subject == first[0].subject]
+    second = [
+        v for v in rt.contract.fire(rule, world, now + 0.5) if v.active and v.subject == first[0].subject
+    ]
     if rt.name != "readiness":  # a roll-up is a report each time it is asked, not a state change
         assert not second, f"{rt.name} raised the same condition twice"

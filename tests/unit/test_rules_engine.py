@@ -53,7 +53,9 @@ def test_jammer_band_drop_outside_paper_raises_nothing(tmp_path: Path, clock: Fa
     assert alarms(eng.store, "rule = 'jammer_shielding'") == []
 
 
-def test_jammer_required_from_15_minutes_before_and_not_in_listening(tmp_path: Path, clock: FakeClock) -> None:
+def test_jammer_required_from_15_minutes_before_and_not_in_listening(
+    tmp_path: Path, clock: FakeClock
+) -> None:
     # the paper starts in 10 min (jammers already required); listening 10-12 min from now is exempt
     eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=600, off=(0, 120)))
     advance(eng, clock, 1, **{JAM_KEY: {"on": False}})
@@ -73,7 +75,10 @@ def test_silent_device_goes_offline_then_recovers(tmp_path: Path, clock: FakeClo
     assert [(a["subject"], a["state"]) for a in got] == [(JAM, "firing")]
     advance(eng, clock, 1)
     assert alarms(eng.store, "rule = 'jammer_offline'")[0]["state"] == "resolved"
-    assert [t["state"] for t in transitions(eng.store) if t["rule"] == "jammer_offline"] == ["firing", "resolved"]
+    assert [t["state"] for t in transitions(eng.store) if t["rule"] == "jammer_offline"] == [
+        "firing",
+        "resolved",
+    ]
 
 
 def test_last_will_takes_a_device_offline_at_once(tmp_path: Path, clock: FakeClock) -> None:
@@ -92,7 +97,8 @@ def test_silent_site_raises_one_alarm_and_suppresses_children(tmp_path: Path, cl
     advance(eng, clock, 6, sites={"S01", "S03"})  # S02 falls silent
     s02 = alarms(eng.store, "site = 'S02'")
     assert [(a["rule"], a["subject"], a["subject_type"], a["severity"]) for a in s02] == [
-        ("site_silent", "S02", "site", "critical")]
+        ("site_silent", "S02", "site", "critical")
+    ]
     assert alarms(eng.store, "site IN ('S01', 'S03')") == []
     # the site returns, but one camera stays silent: the site alarm resolves, the camera's is released
     cam = "S02-R01-CAM1"
@@ -101,6 +107,24 @@ def test_silent_site_raises_one_alarm_and_suppresses_children(tmp_path: Path, cl
     assert s02["site_silent"]["state"] == "resolved"
     assert (s02["camera_offline"]["subject"], s02["camera_offline"]["state"]) == (cam, "firing")
     assert len(alarms(eng.store, "site = 'S02' AND rule != 'site_silent'")) == 1
+
+
+def test_last_wills_of_a_dark_site_are_suppressed(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600))
+    advance(eng, clock, 1)
+    advance(eng, clock, 2, sites={"S01", "S03"})  # S02 dark for 2 s: its site alarm is up (1.5 s)
+    for dev, ref in eng.world.devices.items():  # then the broker publishes its devices' Last Wills
+        if ref.site == "S02":
+            eng.handle(observe(eng.world, dev, clock.now, online=False))
+    advance(eng, clock, 2, sites={"S01", "S03"})
+    assert [(a["rule"], a["subject"]) for a in alarms(eng.store, "site = 'S02'")] == [("site_silent", "S02")]
+    # the site returns without one camera, whose Last Will stands: released as its own alarm
+    cam = "S02-R01-CAM1"
+    advance(eng, clock, 3, skip={cam})
+    got = {a["rule"]: a for a in alarms(eng.store, "site = 'S02'")}
+    assert got["site_silent"]["state"] == "resolved"
+    assert (got["camera_offline"]["subject"], got["camera_offline"]["state"]) == (cam, "firing")
+    assert len(got) == 2
 
 
 def test_hysteresis_does_not_flap(tmp_path: Path, clock: FakeClock) -> None:
@@ -112,7 +136,7 @@ def test_hysteresis_does_not_flap(tmp_path: Path, clock: FakeClock) -> None:
     advance(eng, clock, 0.5, **{JAM_KEY: {"temperature_c": 90.0}})
     advance(eng, clock, 0.5, **{JAM_KEY: {"temperature_c": 60.0}})
     got = alarms(eng.store, "rule = 'jammer_hot'")
-    assert len(got) == 1 and got[0]["state"] == "resolved"
+    assert [a["state"] for a in got] == ["resolved"]
     states = [(t["state"], t["severity"]) for t in transitions(eng.store) if t["rule"] == "jammer_hot"]
     assert states == [("firing", "minor"), ("firing", "major"), ("resolved", "major")]
 
@@ -130,7 +154,9 @@ def test_storage_power_loss_is_critical_at_any_hour(tmp_path: Path, clock: FakeC
     eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
     advance(eng, clock, 1, S01_VAULT_PWR1={"mains_v": 0.0, "on_ups": True})
     got = alarms(eng.store, "rule = 'power_mains_lost'")
-    assert [(a["subject"], a["severity"], a["state"]) for a in got] == [("S01-VAULT-PWR1", "critical", "firing")]
+    assert [(a["subject"], a["severity"], a["state"]) for a in got] == [
+        ("S01-VAULT-PWR1", "critical", "firing")
+    ]
 
 
 def test_drill_data_marks_the_alarm_as_drill(tmp_path: Path, clock: FakeClock) -> None:
@@ -141,12 +167,33 @@ def test_drill_data_marks_the_alarm_as_drill(tmp_path: Path, clock: FakeClock) -
     assert [bool(a["drill"]) for a in alarms(eng.store, "rule = 'power_mains_lost'")] == [True]
 
 
+def test_drill_is_judged_apart_from_real_data(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
+    pwr = "S01-VAULT-PWR1"
+    for _ in range(4):  # the drill injects a power cut while the real sensor keeps reporting mains
+        clock.now += 0.5
+        eng.handle(observe(eng.world, pwr, clock.now, drill=True, mains_v=0.0, on_ups=True))
+        beat(eng, clock.now)
+        eng.run_due()
+    eng.commit()
+    got = alarms(eng.store, "rule = 'power_mains_lost'")
+    assert [(bool(a["drill"]), a["state"]) for a in got] == [(True, "firing")], "no flapping, no real alarm"
+    advance(eng, clock, 1, S01_VAULT_PWR1={"mains_v": 0.0})  # a real cut during the drill: its own alarm
+    got = alarms(eng.store, "rule = 'power_mains_lost'")
+    assert [(bool(a["drill"]), a["state"]) for a in got] == [(True, "firing"), (False, "firing")]
+    eng.handle(observe(eng.world, pwr, clock.now, drill=True, mains_v=220.0, on_ups=False))  # drill over
+    eng.commit()
+    assert [a["state"] for a in alarms(eng.store, "rule = 'power_mains_lost'")] == ["resolved", "firing"]
+
+
 def test_coverage_gap_during_a_paper(tmp_path: Path, clock: FakeClock) -> None:
     eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=-60))
     advance(eng, clock, 1)
     advance(eng, clock, 4, skip={JAM})
     got = alarms(eng.store, "rule = 'room_coverage'")
-    assert [(a["subject"], a["subject_type"], a["severity"]) for a in got] == [("S01-R01", "room", "critical")]
+    assert [(a["subject"], a["subject_type"], a["severity"]) for a in got] == [
+        ("S01-R01", "room", "critical")
+    ]
     assert "no reporting jammer" in got[0]["message"]
 
 
@@ -172,8 +219,9 @@ def test_readiness_at_t_minus_30(tmp_path: Path, clock: FakeClock) -> None:
     advance(eng, clock, 2, S01_R01_CAM1={"recording": False})
     with eng.store.connect() as conn:
         rows = {(r.site, r.room): r for r in conn.exec_driver_sql("SELECT * FROM readiness")}
-    assert not rows[("S01", "_site")].go and "S01-R01-CAM1 not recording" in rows[("S01", "_site")].detail
-    assert not rows[("S01", "R01")].go and rows[("S01", "R02")].go
+    assert not rows[("S01", "_site")].go
+    assert "S01-R01-CAM1 not recording" in rows[("S01", "_site")].detail
+    assert (rows[("S01", "R01")].go, rows[("S01", "R02")].go) == (False, True)
     assert rows[("S02", "_site")].go
     advance(eng, clock, 2)
     with eng.store.connect() as conn:
@@ -189,7 +237,11 @@ def test_acknowledge_and_resolve_keep_who_when_why(tmp_path: Path, clock: FakeCl
         lifecycle.acknowledge(eng.store, alarm.id, "李老师")
     advance(eng, clock, 1)  # mains back: the engine resolves the acknowledged alarm
     hist = lifecycle.history(eng.store, alarm.id)
-    assert [(t.state, t.by) for t in hist] == [("firing", "rules"), ("acknowledged", "王老师"), ("resolved", "rules")]
+    assert [(t.state, t.by) for t in hist] == [
+        ("firing", "rules"),
+        ("acknowledged", "王老师"),
+        ("resolved", "rules"),
+    ]
     assert hist[1].comment == "called the power bureau"
     with pytest.raises(lifecycle.AlarmError, match="already resolved"):
         lifecycle.resolve(eng.store, alarm.id, "王老师")

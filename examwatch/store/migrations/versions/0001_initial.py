@@ -34,8 +34,14 @@ def upgrade() -> None:
         sa.Column("updated_ns", sa.BigInteger(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
     )
-    op.create_index("ix_alarm_one_active", "alarm", ["rule", "subject"], unique=True,
-                    sqlite_where=sa.text("active"), postgresql_where=sa.text("active"))
+    op.create_index(
+        "ix_alarm_one_active",
+        "alarm",
+        ["rule", "subject", "drill"],
+        unique=True,
+        sqlite_where=sa.text("active"),
+        postgresql_where=sa.text("active"),
+    )
     op.create_index("ix_alarm_site_state", "alarm", ["site", "state"])
     op.create_table(
         "alarm_transition",
@@ -55,7 +61,7 @@ def upgrade() -> None:
     op.create_table(
         "rule_state",
         sa.Column("rule", sa.String(64), primary_key=True),
-        sa.Column("subject", sa.String(64), primary_key=True),
+        sa.Column("subject", sa.String(80), primary_key=True),
         sa.Column("state", sa.Text(), nullable=False),
     )
     op.create_table(

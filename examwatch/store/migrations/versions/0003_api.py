@@ -1,7 +1,7 @@
 """API tokens (hashed, with a role) and the append-only audit log.
 
 Revision ID: 0003_api
-Revises: 0001
+Revises: 0002_notify
 Create Date: 2026-11-25
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_api"
-down_revision = "0001"
+down_revision = "0002_notify"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Grafana dashboards as code: the district wall, per-site, drill and ingest-health dashboards."""

@@ -1,0 +1,114 @@
+"""The notifier's tables: its view of each alarm, the outbox of notifications, every attempt, silences.
+
+Times are integer nanoseconds since the Unix epoch (UTC), as in :mod:`examwatch.store.models`.
+A notification's ``cause`` is the alarm transition id (``alarm_id.seq``) it answers, or that id
+with ``+r<n>`` (n-th reminder) or ``+l<n>`` (escalation to level n); ``(cause, address)`` is
+unique, so a transition delivered twice, or a timer that fires in two workers, adds no second
+message to the same phone.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from examwatch.store.models import Base
+
+
+class NotifyAlarm(Base):
+    """What the notifier knows of an alarm: its last transition, who was told, when to remind or escalate."""
+
+    __tablename__ = "notify_alarm"
+
+    alarm_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer, doc="last transition applied; older ones are ignored")
+    rule: Mapped[str] = mapped_column(String(64))
+    site: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(8))
+    severity: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16))
+    drill: Mapped[bool] = mapped_column(Boolean)
+    fired_cause: Mapped[str] = mapped_column(String(32), default="", doc="transition id of the alert sent")
+    fired_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True, doc="time of the alarm's firing")
+    level: Mapped[int] = mapped_column(Integer, default=0, doc="highest roster level told so far (0: nobody)")
+    reminders: Mapped[int] = mapped_column(Integer, default=0)
+    remind_at_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    escalate_at_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class Notification(Base):
+    """One message to one address; stored before it is sent, and kept after."""
+
+    __tablename__ = "notification"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alarm_id: Mapped[int] = mapped_column(Integer)
+    cause: Mapped[str] = mapped_column(String(40), doc="alarm_id.seq, with +r<n> or +l<n> for reminders and levels")
+    kind: Mapped[str] = mapped_column(String(12), doc="alert, reminder, escalation or all_clear")
+    level: Mapped[int] = mapped_column(Integer)
+    person: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64), doc="phone number")
+    text: Mapped[str] = mapped_column(Text)
+    drill: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(12), doc="queued, sent, muted or failed")
+    silence_id: Mapped[int | None] = mapped_column(Integer, nullable=True, doc="the silence that muted it")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    next_try_ns: Mapped[int] = mapped_column(BigInteger)
+    sent_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    result: Mapped[str] = mapped_column(Text, default="", doc="the provider's last answer")
+
+    __table_args__ = (
+        UniqueConstraint("cause", "address", name="uq_notification_cause_address"),
+        Index("ix_notification_status", "status", "next_try_ns"),
+        Index("ix_notification_alarm", "alarm_id"),
+    )
+
+
+class NotifyAttempt(Base):
+    """One call to the provider for a notification, and what it answered."""
+
+    __tablename__ = "notify_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notification.id"))
+    at_ns: Mapped[int] = mapped_column(BigInteger)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    duration_us: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_notify_attempt_notification", "notification_id"),)
+
+
+class NotifyHealth(Base):
+    """The provider's health as the notifier last saw it (read by the API and ``examwatch notify status``)."""
+
+    __tablename__ = "notify_health"
+
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(Text)
+    at_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class Silence(Base):
+    """Mutes notifications for alarms matching every matcher given (site, room, device, rule) until ``ends_ns``."""
+
+    __tablename__ = "silence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(12), doc="silence or maintenance")
+    site: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    room: Mapped[str | None] = mapped_column(String(32), nullable=True, doc="room id within site")
+    device: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    starts_ns: Mapped[int] = mapped_column(BigInteger)
+    ends_ns: Mapped[int] = mapped_column(BigInteger)
+    by: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    expired_by: Mapped[str | None] = mapped_column(String(64), nullable=True, doc="who ended it early")
+
+    __table_args__ = (Index("ix_silence_ends", "ends_ns"),)

@@ -1,0 +1,166 @@
+"""``examwatch notify``: run the notifier; ``check`` a roster, ``status``, ``silence add/list/expire``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, cast
+
+import sqlalchemy as sa
+import typer
+
+from examwatch.cli import ConfigOption, fail, inventory_or_exit, settings_or_exit
+from examwatch.datafile import DataFileError
+from examwatch.mqtt import ConnectRefused
+from examwatch.store import open_store, silences
+from examwatch.store.notify_models import Notification, NotifyHealth
+from examwatch.store.silences import SilenceError, SilenceView
+from notify import providers, roster
+
+app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+silence_app = typer.Typer(help="Silences and maintenance windows: mute notifications, keep the records.",
+                          no_args_is_help=True)
+app.add_typer(silence_app, name="silence")
+ByOption = Annotated[str, typer.Option("--by", help="who does it (kept with the silence)")]
+
+
+def _store(config: Path | None) -> sa.Engine:
+    settings = settings_or_exit(config)
+    try:
+        return open_store(settings.store.url)
+    except sa.exc.SQLAlchemyError as exc:
+        fail(f"store {settings.store.url}: {exc}", code=3)
+
+
+def _roster_or_exit(path: Path, sites: set[str] | None) -> roster.Roster:
+    try:
+        return roster.load(path, sites)
+    except DataFileError as exc:
+        fail(str(exc))
+
+
+@app.callback()
+def notify(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+) -> None:
+    """Send SMS for alarms (with no subcommand), or manage silences and look at the outbox.
+
+    The notifier consumes the alarm transitions the rules engine publishes on
+    exam/v1/_alarm/# (user svc-notifier, shared subscription $share/notify, persistent session)
+    and routes each by the duty roster (notify.roster): site, device kind and severity, in
+    levels. Every message is stored in the outbox before it is sent through notify.provider
+    (Kannel sendsms or an Apprise URL), retried with backoff while the gateway is down, never
+    twice for the same transition and phone, and rate-limited per phone. Critical alarms are
+    repeated every notify.remind_every_s and escalate to the next level after
+    notify.escalate_after_s until someone acknowledges them. Silences mute messages and keep
+    the records; drill alarms go only to drill routes, marked 【演练】. A bad roster or provider
+    setting stops the start with one line naming it.
+    """
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = config
+        return
+    from notify import service  # noqa: PLC0415 - subcommands need not load paho and the service
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = settings_or_exit(config)
+    inventory = inventory_or_exit(settings.inventory)
+    duty = _roster_or_exit(settings.notify.roster, {s.id for s in inventory.sites})
+    try:
+        service.run(settings, inventory, duty)
+    except providers.ProviderError as exc:
+        fail(str(exc), code=3)
+    except ConnectRefused as exc:
+        fail(str(exc), code=3)
+    except (OSError, sa.exc.SQLAlchemyError) as exc:
+        fail(f"cannot start: {exc}", code=3)
+
+
+@app.command("check")
+def check(
+    path: Annotated[Path, typer.Argument(help="roster YAML file")] = Path("config/roster.yaml"),
+    inventory: Annotated[Path | None, typer.Option(help="inventory whose sites the routes may name")] = None,
+) -> None:
+    """Validate a roster file; any fault is reported as file:line: field: reason."""
+    sites = {s.id for s in inventory_or_exit(inventory).sites} if inventory is not None else None
+    r = _roster_or_exit(path, sites)
+    typer.echo(f"{path}: {len(r.people)} people, {len(r.routes)} routes, {len(r.labels)} labels: OK")
+
+
+@app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Provider health, the outbox by status, and the silences in force."""
+    store = _store(ctx.obj)
+    n, h = cast(sa.Table, Notification.__table__), cast(sa.Table, NotifyHealth.__table__)
+    with store.connect() as conn:
+        for row in conn.execute(sa.select(h)):
+            state = "ok" if row.ok else "DOWN"
+            typer.echo(f"provider {row.provider}: {state} ({row.detail}) at {_when(row.at_ns)}")
+        by_status = sa.select(n.c.status, sa.func.count()).group_by(n.c.status)
+        counts: dict[str, int] = {str(r[0]): int(r[1]) for r in conn.execute(by_status)}
+    typer.echo("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
+    for s in silences.list_silences(store):
+        typer.echo(_show(s))
+
+
+def _when(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S") + "Z"
+
+
+def _show(s: SilenceView) -> str:
+    ended = f" (ended early by {s.expired_by})" if s.expired_by else ""
+    span = f"{_when(s.starts_ns)} → {_when(s.ends_ns)}{ended}"
+    return f"{s.id:>5} {s.kind:<11} {s.describe():<40} {span} by {s.by}: {s.comment}"
+
+
+@silence_app.command("add")
+def silence_add(
+    ctx: typer.Context,
+    by: ByOption,
+    site: Annotated[str | None, typer.Option(help="site id")] = None,
+    room: Annotated[str | None, typer.Option(help="room id (with --site)")] = None,
+    device: Annotated[str | None, typer.Option(help="device id")] = None,
+    rule: Annotated[str | None, typer.Option(help="rule name")] = None,
+    minutes: Annotated[float | None, typer.Option(min=0.01, help="lasts this many minutes from now")] = None,
+    until: Annotated[datetime | None, typer.Option(help="ends then (ISO 8601; without a zone: UTC)")] = None,
+    maintenance: Annotated[bool, typer.Option(help="record it as a maintenance window")] = False,
+    comment: Annotated[str, typer.Option(help="why")] = "",
+) -> None:
+    """Mute notifications for alarms matching every matcher given, until an end time.
+
+    Alarms are still raised and kept; their messages are stored as muted, naming the silence.
+    """
+    if (minutes is None) == (until is None):
+        fail("give exactly one of --minutes or --until")
+    now = time.time_ns()
+    if until is not None:
+        ends = int((until if until.tzinfo else until.replace(tzinfo=UTC)).timestamp() * 1e9)
+    else:
+        ends = now + int((minutes or 0) * 60e9)
+    try:
+        s = silences.create(_store(ctx.obj), ends_ns=ends, by=by, site=site, room=room, device=device, rule=rule,
+                            kind="maintenance" if maintenance else "silence", comment=comment, now_ns=now)
+    except SilenceError as exc:
+        fail(str(exc))
+    typer.echo(_show(s))
+
+
+@silence_app.command("list")
+def silence_list(ctx: typer.Context,
+                 all_: Annotated[bool, typer.Option("--all", help="ended silences too")] = False) -> None:
+    """List silences and maintenance windows, newest first."""
+    for s in silences.list_silences(_store(ctx.obj), active_only=not all_):
+        typer.echo(_show(s))
+
+
+@silence_app.command("expire")
+def silence_expire(ctx: typer.Context, silence_id: Annotated[int, typer.Argument(help="silence id (see list)")],
+                   by: ByOption) -> None:
+    """End a silence now; notifications flow again for new messages."""
+    try:
+        typer.echo(_show(silences.expire(_store(ctx.obj), silence_id, by)))
+    except SilenceError as exc:
+        fail(str(exc))

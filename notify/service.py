@@ -1,0 +1,193 @@
+"""Run the notifier: alarm transitions from MQTT → notification rows in the store → SMS, until SIGTERM.
+
+MQTT v5, user svc-notifier, a persistent session (client id ``notify-<worker>``) on the shared
+subscription ``$share/notify/exam/v1/_alarm/#``. The main thread takes what arrived, applies it
+in one store transaction, commits, then acknowledges the messages and hands the new rows to the
+sender thread: a SIGKILL before the commit gets the messages again, after it finds the rows in
+the outbox. Reminders and escalations wait on a heap of deadlines (rebuilt from the store at
+start), so the loop sleeps exactly until the next one or the next message, and never polls.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import queue
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+import paho.mqtt.client as paho
+import pydantic
+import sqlalchemy as sa
+
+from examwatch import credentials, mqtt, topics
+from examwatch.inventory import Inventory
+from examwatch.settings import Settings
+from examwatch.store import open_store, writing
+from notify import providers
+from notify.messages import AlarmTransition
+from notify.planner import Planned, Planner
+from notify.roster import Roster
+from notify.sender import Sender, set_health
+
+log = logging.getLogger("examwatch.notify")
+SHARE_GROUP = "notify"
+ALARMS = f"{topics.ROOT}/_alarm/#"
+_S = 1_000_000_000
+Item = tuple[str, bytes, int, int]
+
+
+class Service:
+    def __init__(self, settings: Settings, inventory: Inventory, roster: Roster,
+                 provider: providers.Provider | None = None) -> None:
+        cfg = settings.notify
+        self.settings = settings
+        self.provider = provider if provider is not None else providers.make(cfg)
+        self.store = open_store(settings.store.url)
+        self.planner = Planner(roster, inventory, cfg)
+        self.sender = Sender(self.store, self.provider, cfg)
+        self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self.timers: list[tuple[int, int]] = []
+        self._armed: set[tuple[int, int]] = set()
+        self._held: list[Item] = []
+        user = credentials.service_user("notifier")
+        self.client = mqtt.client(settings.mqtt, f"notify-{cfg.worker}", user,
+                                  credentials.password(settings.secret.get_secret_value(), user), manual_ack=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self._stopping = False
+        self.transitions = 0
+
+    def _on_connect(self, c: paho.Client, _u: object, flags: paho.ConnectFlags, rc: object, _p: object) -> None:
+        if getattr(rc, "is_failure", False):
+            log.error("broker refused the notifier: %s", rc)
+            return
+        c.subscribe(f"$share/{SHARE_GROUP}/{ALARMS}", qos=1)
+        log.info("connected (session present: %s)", flags.session_present)
+
+    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        if not self._stopping:  # else not acknowledged: the broker gives it to our next session
+            self.queue.put((msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+
+    def start(self) -> None:
+        """Check the provider, restore the outbox and the timers, then connect."""
+        try:
+            self.provider.check()
+            set_health(self.store, self.provider.name, True, "reachable at start")
+        except providers.ProviderUnavailable as exc:
+            log.error("SMS provider unavailable at start (%s); messages wait in the outbox", exc)
+            set_health(self.store, self.provider.name, False, str(exc))
+        with self.store.connect() as conn:
+            for due_ns, alarm_id in self.planner.timers(conn):
+                self._armed.add((due_ns, alarm_id))
+                heapq.heappush(self.timers, (due_ns, alarm_id))
+        restored = self.sender.load()
+        log.info("outbox: %d notifications to send, %d alarm timers", restored, len(self.timers))
+        self.sender.start()
+        mqtt.connect_and_wait(self.client, self.settings.mqtt, session_expiry_s=self.settings.notify.session_expiry_s,
+                              receive_maximum=self.settings.notify.receive_maximum)
+
+    def loop(self, stop: threading.Event) -> None:
+        """Apply transitions as they arrive and timers as they fall due, until ``stop``."""
+        while not stop.is_set():
+            wait = 0.5 if not self.timers else min(0.5, max(0.0, self.timers[0][0] / _S - time.time()))
+            items = self._held or self._take(max(wait, 0.0005))
+            try:
+                if items:
+                    self._apply(items)
+                self._held = []
+                self._run_due()
+            except sa.exc.OperationalError as exc:
+                # The store is locked or gone: nothing was committed or acknowledged; try the same again.
+                log.warning("store: %s; retrying in 1 s", str(exc).splitlines()[0])
+                self._held = items
+                stop.wait(1.0)
+
+    def _take(self, timeout: float, most: int = 100) -> list[Item]:
+        """What has arrived (waiting up to ``timeout`` for the first), at most ``most``.
+
+        One batch is one store transaction: bounded, so the write lock shared with the rules
+        engine is never held long.
+        """
+        items: list[Item] = []
+        try:
+            items.append(self.queue.get(timeout=timeout))
+            while len(items) < most:
+                items.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        return items
+
+    def _apply(self, items: list[Item]) -> None:
+        steps: list[Planned] = []
+        with writing(self.store) as conn:
+            for topic, payload, _mid, _qos in items:
+                try:
+                    t = AlarmTransition.model_validate(json.loads(payload))
+                except (ValueError, pydantic.ValidationError) as exc:
+                    log.error("not an alarm transition on %s, skipped: %s", topic, str(exc).splitlines()[0])
+                    continue
+                step = self.planner.apply(conn, t, time.time_ns())
+                if step is not None:
+                    steps.append(step)
+                    self.transitions += 1
+        for _topic, _payload, mid, qos in items:
+            self.client.ack(mid, qos)
+        self._follow(steps)
+
+    def _run_due(self) -> None:
+        now = time.time_ns()
+        steps: list[Planned] = []
+        try:
+            while self.timers and self.timers[0][0] <= now:
+                due_ns, alarm_id = self.timers[0]
+                with writing(self.store) as conn:
+                    step = self.planner.due(conn, alarm_id, now)
+                heapq.heappop(self.timers)  # only once its transaction committed
+                self._armed.discard((due_ns, alarm_id))
+                if step is not None:
+                    steps.append(step)
+        finally:
+            self._follow(steps)
+
+    def _follow(self, steps: list[Planned]) -> None:
+        for s in steps:
+            self.sender.push(s.queued)
+            # A stale entry (the alarm was acknowledged, or its timer moved) finds nothing due and is dropped.
+            if s.next_timer_ns is not None and (s.next_timer_ns, s.alarm_id) not in self._armed:
+                self._armed.add((s.next_timer_ns, s.alarm_id))
+                heapq.heappush(self.timers, (s.next_timer_ns, s.alarm_id))
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.sender.stop()
+        self.store.dispose()
+        log.info("stopped: %d transitions applied, %d notifications sent", self.transitions, self.sender.sent)
+
+
+def run(settings: Settings, inventory: Inventory, roster: Roster) -> None:
+    """Run until SIGTERM/SIGINT."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    # The sender thread waits for the GIL while the main thread applies a batch: Python's default
+    # 5 ms switch interval would add up to 5 ms to every SMS. The notifier trades throughput for latency.
+    sys.setswitchinterval(0.0005)
+    service = Service(settings, inventory, roster)
+    service.start()
+    try:
+        service.loop(stop)
+    finally:
+        service.stop()
+

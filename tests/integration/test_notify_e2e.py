@@ -1,0 +1,165 @@
+"""The notifier against real mosquitto, Kannel (bearerbox, smsbox, fakesmsc) and, end to end, the rules engine."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from examwatch.store import engine, silences
+from examwatch.store.notify_models import NotifyAlarm
+from tests.notify_kit import (
+    PHONES,
+    Processes,
+    notifications,
+    publish,
+    sms_to,
+    store_url,
+    transition,
+    write_config,
+)
+from tests.servers import Kannel, wait_for
+from tests.stack import EXAMWATCH, Stack, device_topic, telemetry
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture(scope="module")
+def kannel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
+    k = Kannel(tmp_path_factory.mktemp("kannel"))
+    k.start()
+    yield k
+    k.stop()
+
+
+@pytest.fixture
+def procs(stack: Stack) -> Iterator[Processes]:
+    p = Processes(stack)
+    yield p
+    p.kill_all()
+
+
+def test_storage_room_power_loss_reaches_the_chief_by_sms(stack: Stack, kannel: Kannel, procs: Processes) -> None:
+    """Power telemetry → `examwatch rules` → alarm on MQTT → `examwatch notify` → Kannel → fakesmsc."""
+    since = len(kannel.smsc.messages())
+    config = write_config(stack, kannel, rules=True)
+    procs.start(config, "rules")
+    procs.start(config, "notify")
+    gw = stack.gateway("S01")
+    sent_at = time.time()
+    gw.publish(device_topic(stack, "S01-VAULT-PWR1"), telemetry("S01-VAULT-PWR1", "power", mains_v=0.0,
+                                                                frequency_hz=0.0, on_ups=False), qos=1)
+    chief = PHONES["chief-S01"]
+    wait_for(lambda: _published(stack), 20, "the rules engine to publish the alarm")
+    wait_for(lambda: any("市电中断" in t for t in sms_to(kannel, chief, since)), 20, "the SMS to the S01 chief")
+    texts = [t for t in sms_to(kannel, chief, since) if "市电中断" in t]
+    assert len(texts) == 1
+    when = texts[0].split()[-2]
+    assert texts[0] == f"【考务告警】S01 人大附中 保密室市电中断 {when} 请立即处置"
+    fired = datetime.strptime(when, "%H:%M:%S").time()
+    assert abs(datetime.combine(datetime.now(TZ).date(), fired, TZ).timestamp() - sent_at) < 5
+    # Only S01's chief at level 1; nobody else has been told of this alarm yet.
+    rows = [r for r in notifications(stack) if "市电中断" in r["text"]]
+    assert [(r["person"], r["address"], r["status"]) for r in rows] == [("chief-S01", chief, "sent")]
+    assert all(to == chief for _f, to, t in kannel.smsc.messages()[since:] if "市电中断" in t)
+    # Mains back: the all-clear goes to the same number.
+    gw.publish(device_topic(stack, "S01-VAULT-PWR1"), telemetry("S01-VAULT-PWR1", "power", mains_v=221.0), qos=1)
+    wait_for(lambda: any("已恢复" in t for t in sms_to(kannel, chief, since)), 20, "the all-clear")
+    assert next(t for t in sms_to(kannel, chief, since) if "已恢复" in t).startswith("【考务恢复】S01 人大附中 保密室市电中断已恢复")
+
+
+def test_unacknowledged_alarm_reminds_and_escalates_on_time(stack: Stack, kannel: Kannel, procs: Processes) -> None:
+    since = len(kannel.smsc.messages())
+    procs.notifier(kannel, remind_every_s=1.5, escalate_after_s=3.0)
+    rules = stack.client("svc-rules")
+    t0 = time.time()
+    publish(rules, [transition(101, 1, "firing", site="S02")])
+    arrivals: dict[str, float] = {}
+
+    def seen() -> bool:
+        for text in sms_to(kannel, PHONES["chief-S02"], since) + sms_to(kannel, PHONES["center"], since):
+            key = "escalation" if "升级" in text else "reminder" if "提醒" in text else "alert"
+            arrivals.setdefault(key, time.time() - t0)
+        return "escalation" in arrivals
+
+    wait_for(seen, 15, "the escalation to the command center", interval=0.01)
+    assert arrivals["alert"] < 1.0
+    assert 1.4 <= arrivals["reminder"] < 2.5
+    assert 2.9 <= arrivals["escalation"] < 4.0
+    assert any(t.startswith("【考务告警·升级】S02") for t in sms_to(kannel, PHONES["center"], since))
+
+
+def test_acknowledgement_stops_reminders_and_escalation(stack: Stack, kannel: Kannel, procs: Processes) -> None:
+    since = len(kannel.smsc.messages())
+    procs.notifier(kannel, remind_every_s=1.0, escalate_after_s=2.0)
+    rules = stack.client("svc-rules")
+    publish(rules, [transition(201, 1, "firing", site="S01")])
+    wait_for(lambda: sms_to(kannel, PHONES["chief-S01"], since), 10, "the alert")
+    publish(rules, [transition(201, 2, "acknowledged", site="S01")])
+    wait_for(lambda: _alarm_state(stack, 201) == "acknowledged", 10, "the acknowledgement to be applied")
+    # A control alarm raised after the acknowledgement escalates later than the first one would have.
+    publish(rules, [transition(202, 1, "firing", site="S03")])
+    wait_for(lambda: any("升级" in t and "S03" in t for t in sms_to(kannel, PHONES["center"], since)), 10,
+             "the control alarm's escalation")
+    assert sms_to(kannel, PHONES["chief-S01"], since) == [sms_to(kannel, PHONES["chief-S01"], since)[0]]
+    assert not any("S01" in t for t in sms_to(kannel, PHONES["center"], since))
+
+
+def test_silence_mutes_the_sms_and_keeps_the_record(stack: Stack, kannel: Kannel, procs: Processes) -> None:
+    since = len(kannel.smsc.messages())
+    procs.notifier(kannel)
+    eng = engine(store_url(stack))
+    s = silences.create(eng, site="S02", room="VAULT", ends_ns=time.time_ns() + 600 * 10**9, by="王老师",
+                        kind="maintenance", comment="电路检修")
+    eng.dispose()
+    rules = stack.client("svc-rules")
+    publish(rules, [transition(301, 1, "firing", site="S02"), transition(302, 1, "firing", site="S03")])
+    wait_for(lambda: sms_to(kannel, PHONES["chief-S03"], since), 10, "the unsilenced site's SMS")
+    wait_for(lambda: notifications(stack, alarm_id=301), 10, "the muted row")
+    assert sms_to(kannel, PHONES["chief-S02"], since) == []
+    [row] = notifications(stack, alarm_id=301)
+    assert (row["status"], row["silence_id"], row["address"]) == ("muted", s.id, PHONES["chief-S02"])
+
+
+def test_drill_alarm_reaches_only_drill_recipients(stack: Stack, kannel: Kannel, procs: Processes) -> None:
+    since = len(kannel.smsc.messages())
+    procs.notifier(kannel)
+    publish(stack.client("svc-rules"), [transition(401, 1, "firing", site="S03", drill=True)])
+    wait_for(lambda: sms_to(kannel, PHONES["drill"], since), 10, "the drill SMS")
+    wait_for(lambda: all(r["status"] == "sent" for r in notifications(stack, alarm_id=401)), 10, "every row sent")
+    [text] = sms_to(kannel, PHONES["drill"], since)
+    assert text.startswith("【演练】【考务告警】S03 北大附中 保密室市电中断")
+    assert [to for _f, to, _t in kannel.smsc.messages()[since:]] == [PHONES["drill"]]
+
+
+def _published(stack: Stack) -> bool:
+    eng = engine(store_url(stack))
+    try:
+        with eng.connect() as conn:
+            return bool(conn.execute(sa.text("SELECT count(*) FROM alarm_transition WHERE sent")).scalar())
+    finally:
+        eng.dispose()
+
+
+def _alarm_state(stack: Stack, alarm_id: int) -> Any:
+    eng = engine(store_url(stack))
+    try:
+        with eng.connect() as conn:
+            return conn.execute(sa.select(NotifyAlarm.state).where(NotifyAlarm.alarm_id == alarm_id)).scalar()
+    finally:
+        eng.dispose()
+
+
+def test_bad_provider_settings_stop_the_start_with_one_line(stack: Stack, kannel: Kannel) -> None:
+    config = write_config(stack, kannel, name="bad.toml", kannel_password="wrong-password")
+    out = subprocess.run([EXAMWATCH, "notify", "--config", str(config)], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert out.returncode == 3
+    assert "refused notify.kannel_username/password" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,93 @@
+"""The notifier's store on PostgreSQL: migrations, the outbox's unique key, escalation state, silences.
+
+PostgreSQL runs as its own cluster on a free loopback port (as the ``postgres`` user when the
+tests run as root, since initdb refuses root), under the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import sqlalchemy as sa
+
+from examwatch.inventory import load as load_inventory
+from examwatch.settings import NotifySettings
+from examwatch.store import open_store, silences, writing
+from examwatch.store.notify_models import Notification
+from notify import roster
+from notify.messages import AlarmTransition
+from notify.planner import Planner
+from tests.servers import find_binary, free_port
+
+ROOT = Path(__file__).parents[2]
+S = 1_000_000_000
+T0 = 1_780_810_925 * S
+_N = cast(sa.Table, Notification.__table__)
+
+pytest.importorskip("psycopg", reason="the PostgreSQL driver (psycopg) is not installed")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    if shutil.which("initdb") is None:
+        pytest.skip("PostgreSQL is not installed")
+    # Not under pytest's tmp_path: its parents are private to root, and the server runs as postgres.
+    tmp_path = Path(tempfile.mkdtemp(prefix="notify-pg-"))
+    tmp_path.chmod(0o777)
+    data, port = tmp_path / "pg", free_port()
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*as_user, find_binary("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
+                   check=True, capture_output=True)
+    ctl = [*as_user, find_binary("pg_ctl"), "-D", str(data), "-l", str(tmp_path / "pg.log"), "-w"]
+    subprocess.run([*ctl, "-o", f"-p {port} -k {tmp_path} -c listen_addresses=127.0.0.1", "start"], check=True,
+                   capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def tr(seq: int, state: str, **over: Any) -> AlarmTransition:
+    base: dict[str, Any] = {
+        "transition_id": f"7.{seq}", "alarm_id": 7, "seq": seq, "rule": "power_mains_lost", "severity": "critical",
+        "site": "S03", "subject": "S03-VAULT-PWR1", "subject_type": "device", "state": state, "at_ns": T0}
+    base.update(over)
+    return AlarmTransition.model_validate(base)
+
+
+def test_outbox_escalation_and_silences_on_postgresql(pg_url: str) -> None:
+    store = open_store(pg_url)  # runs every migration, the notifier's 0002_notify included
+    try:
+        planner = Planner(roster.load(ROOT / "config" / "roster.yaml"), load_inventory(ROOT / "config" / "district.yaml"),
+                          NotifySettings(remind_every_s=60, escalate_after_s=300))
+        with writing(store) as conn:
+            step = planner.apply(conn, tr(1, "firing"), T0)
+        assert step is not None
+        assert len(step.queued) == 1
+        with writing(store) as conn:  # the same transition again: the unique key holds, nothing new
+            conn.execute(sa.update(sa.table("notify_alarm", sa.column("seq"))).values(seq=0))
+            again = planner.apply(conn, tr(1, "firing"), T0)
+        assert again is not None
+        assert again.queued == []
+        with writing(store) as conn:
+            planner.due(conn, 7, T0 + 300 * S)
+        s = silences.create(store, site="S03", ends_ns=T0 + 10_000 * S, by="王", now_ns=T0 + 301 * S)
+        with writing(store) as conn:
+            planner.apply(conn, tr(2, "resolved"), T0 + 400 * S)
+        with store.connect() as conn:
+            rows = [(r.kind, r.status, r.silence_id) for r in conn.execute(sa.select(_N).order_by(_N.c.id))]
+        # The alert; at +300 s the day desk's two phones (escalation) and a reminder to all three told;
+        # the all-clear to the same three, muted by the silence and kept.
+        assert [r[0] for r in rows] == ["alert", *["escalation"] * 2, *["reminder"] * 3, *["all_clear"] * 3]
+        assert {r[1:] for r in rows if r[0] == "all_clear"} == {("muted", s.id)}
+        assert [v.id for v in silences.list_silences(store, now_ns=T0 + 500 * S)] == [s.id]
+    finally:
+        store.dispose()

@@ -1,0 +1,141 @@
+"""Shared by the notifier's integration tests and its benchmark: config, roster, processes, transitions."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import paho.mqtt.client as paho
+import sqlalchemy as sa
+
+from examwatch.store import engine
+from examwatch.store.notify_models import Notification
+from rules.outbox import alarm_payload, alarm_topic
+from tests.servers import Kannel, Server
+from tests.stack import EXAMWATCH, Stack, _toml
+
+ROOT = Path(__file__).parents[1]
+_N = cast(sa.Table, Notification.__table__)
+
+#: The test roster for the stack's 3 sites: chiefs (level 1), the center (2), the power bureau (3), drills.
+PHONES = {"chief-S01": "13900000001", "chief-S02": "13900000002", "chief-S03": "13900000003",
+          "center": "13800000001", "bureau": "95598000001", "drill": "13700000001"}
+
+
+def roster_yaml(sites: list[str]) -> str:
+    people = [f"  - {{id: chief-{s}, name: {s}主考, phones: ['{PHONES.get(f'chief-{s}', '1390000' + s[1:].zfill(4))}']}}"
+              for s in sites]
+    routes = [f"  - {{name: chief-{s}, level: 1, sites: [{s}], people: [chief-{s}]}}" for s in sites]
+    return "\n".join([
+        "people:", *people,
+        f"  - {{id: center, name: 指挥中心, phones: ['{PHONES['center']}']}}",
+        f"  - {{id: bureau, name: 电业局, phones: ['{PHONES['bureau']}']}}",
+        f"  - {{id: drill, name: 演练评估员, phones: ['{PHONES['drill']}']}}",
+        "routes:", *routes,
+        "  - {name: center, level: 2, people: [center]}",
+        "  - {name: bureau, level: 3, kinds: [power], severities: [critical], people: [bureau]}",
+        "  - {name: drill, level: 1, drill: true, people: [drill]}",
+        "labels:",
+        "  power_mains_lost: {zh: 市电中断, en: mains lost}",
+        "  power_on_ups: {zh: UPS供电, en: on UPS}",
+    ]) + "\n"
+
+
+def write_config(stack: Stack, kannel: Kannel | None, name: str = "notify.toml", rules: bool = False,
+                 **notify: Any) -> Path:
+    """The stack's config plus [store], [notify] (Kannel as the provider) and, with ``rules``, [rules]."""
+    sites = [s.id for s in stack.inventory.sites]
+    roster = stack.root / "roster.yaml"
+    roster.write_text(roster_yaml(sites))
+    cfg: dict[str, Any] = {"roster": str(roster), "state_dir": str(stack.root / "notify"), "retry_min_s": 0.5, "retry_max_s": 2.0, "rate_per_phone": 1000}
+    if kannel is not None:
+        cfg.update(kannel_url=kannel.sendsms_url, kannel_username=kannel.user, kannel_password=kannel.password)
+    cfg.update(notify)
+    doc: dict[str, Any] = {"store": {"url": store_url(stack)}, "notify": cfg}
+    if rules:
+        doc["timetable"] = str(ROOT / "config" / "timetable.yaml")
+        doc["rules"] = {"rules_dir": str(ROOT / "config" / "rules"), "restart_grace_s": 0}
+    path = stack.root / name
+    top = f'timetable = "{doc.pop("timetable")}"\n' if rules else ""  # top-level keys come before any table
+    path.write_text(top + stack.config.read_text() + _toml(doc))
+    return path
+
+
+def store_url(stack: Stack) -> str:
+    return f"sqlite:///{stack.root}/state.db"
+
+
+class ServiceProcess(Server):
+    """``examwatch notify`` (or ``rules``) as a child process, ready once connected to the broker."""
+
+    def __init__(self, root: Path, config: Path, command: str = "notify") -> None:
+        super().__init__(root)
+        self.name = command
+        self.config = config
+        self.subcommand = command
+
+    def command(self) -> list[str]:
+        return [EXAMWATCH, self.subcommand, "--config", str(self.config)]
+
+    def ready(self) -> bool:
+        path = self.root / f"{self.name}.out"
+        return path.exists() and "connected (session present" in path.read_text(errors="replace")
+
+
+class Processes:
+    """The services a test starts on its stack; all SIGKILLed at the end."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.started: list[ServiceProcess] = []
+
+    def start(self, config: Path, command: str = "notify") -> ServiceProcess:
+        proc = ServiceProcess(self.stack.root / "logs", config, command)
+        proc.start(timeout=30)
+        self.started.append(proc)
+        return proc
+
+    def notifier(self, kannel: Kannel | None, **notify: Any) -> ServiceProcess:
+        return self.start(write_config(self.stack, kannel, **notify))
+
+    def kill_all(self) -> None:
+        for p in self.started:
+            p.kill()
+
+
+def transition(alarm_id: int, seq: int, state: str, *, site: str = "S01", rule: str = "power_mains_lost",
+               subject: str | None = None, severity: str = "critical", drill: bool = False,
+               at_ns: int | None = None, message: str = "mains_v 0 < 187") -> tuple[str, bytes]:
+    """Topic and payload exactly as the rules engine's outbox publishes them (its own function makes them)."""
+    subject = subject or f"{site}-VAULT-PWR1"
+    m = {"alarm_id": alarm_id, "seq": seq, "rule": rule, "severity": severity, "site": site, "subject": subject,
+         "subject_type": "device", "state": state, "message": message, "drill": drill,
+         "at_ns": at_ns or time.time_ns(), "by": "rules", "comment": ""}
+    return alarm_topic(site, rule, subject), alarm_payload(m)
+
+
+def publish(c: paho.Client, msgs: list[tuple[str, bytes]]) -> None:
+    infos = [c.publish(topic, payload, qos=1, retain=True) for topic, payload in msgs]
+    for info in infos:
+        info.wait_for_publish(10)
+
+
+def notifications(stack: Stack, **where: Any) -> list[dict[str, Any]]:
+    eng = engine(store_url(stack))
+    try:
+        with eng.connect() as conn:
+            q = sa.select(_N).where(*(_N.c[k] == v for k, v in where.items())).order_by(_N.c.id)
+            return [dict(r) for r in conn.execute(q).mappings()]
+    finally:
+        eng.dispose()
+
+
+def sms_to(kannel: Kannel, phone: str, since: int = 0) -> list[str]:
+    """Texts fakesmsc received for ``phone`` (after the first ``since`` messages)."""
+    return [text for _f, to, text in kannel.smsc.messages()[since:] if to == phone]
+
+
+def payload_of(topic_payload: tuple[str, bytes]) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(topic_payload[1]))
