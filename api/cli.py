@@ -89,7 +89,7 @@ def token_list(config: ConfigOption = None) -> None:
 @token_app.command("revoke")
 def token_revoke(token_id: Annotated[int, typer.Argument(help="the token's id (see `token list`)")],
                  config: ConfigOption = None) -> None:
-    """Revoke a token: it stops working at once."""
+    """Revoke a token: a running API refuses it within 2 s (its token cache)."""
     settings = _settings(config)
     if not revoke_token(open_store(settings.store.url), token_id):
         fail(f"no active token {token_id}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
+import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,7 +18,12 @@ from examwatch.store.access import Principal, Role, authenticate
 _bearer = HTTPBearer(auto_error=False, description="an API token from `examwatch api token create`")
 
 
-def get_world(request: Request) -> World:
+# Dependencies are coroutines: FastAPI runs a plain function in its thread pool, and a thread
+# hop per dependency per request both costs CPU and, under load, lets dozens of threads queue
+# for the GIL behind whichever one is doing real work.
+
+
+async def get_world(request: Request) -> World:
     world: World = request.app.state.world
     return world
 
@@ -37,13 +44,13 @@ class TokenCache:
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[float, Principal | None]] = {}
 
-    def authenticate(self, store: sa.Engine, plain: str) -> Principal | None:
+    async def authenticate(self, store: sa.Engine, plain: str) -> Principal | None:
         now = time.monotonic()
         with self._lock:
             hit = self._seen.get(plain)
         if hit is not None and hit[0] > now:
             return hit[1]
-        principal = authenticate(store, plain)
+        principal = await anyio.to_thread.run_sync(authenticate, store, plain)
         with self._lock:
             if len(self._seen) >= self.size:
                 self._seen.clear()
@@ -55,12 +62,12 @@ class TokenCache:
             self._seen.clear()
 
 
-def current_principal(
+async def current_principal(
     request: Request, world: WorldDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     """The token's holder; 401 without a valid token. Kept on the request for the audit log."""
     tokens: TokenCache = request.app.state.tokens
-    principal = None if creds is None else tokens.authenticate(world.store, creds.credentials)
+    principal = None if creds is None else await tokens.authenticate(world.store, creds.credentials)
     if principal is None:
         raise HTTPException(401, "a valid API token is required (Authorization: Bearer …)",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -71,7 +78,7 @@ def current_principal(
 def require(role: Role) -> object:
     """A dependency that lets through callers whose role includes ``role`` (403 otherwise)."""
 
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.role.allows(role):
             raise HTTPException(403, f"this needs the {role.value} role; {principal.name} is {principal.role.value}")
         return principal
@@ -84,16 +91,19 @@ Operator = Annotated[Principal, require(Role.OPERATOR)]
 Admin = Annotated[Principal, require(Role.ADMIN)]
 
 
+@dataclass(frozen=True, slots=True)
 class Paging:
+    limit: int
+    offset: int
+
+
+async def paging(limit: Annotated[int, Query(ge=1, le=500, description="items per page")] = 50,
+                 offset: Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")] = 0) -> Paging:
     """``limit`` and ``offset`` query parameters of every list."""
-
-    def __init__(self, limit: Annotated[int, Query(ge=1, le=500, description="items per page")] = 50,
-                 offset: Annotated[int, Query(ge=0, le=1_000_000, description="items to skip")] = 0) -> None:
-        self.limit = limit
-        self.offset = offset
+    return Paging(limit, offset)
 
 
-PagingDep = Annotated[Paging, Depends()]
+PagingDep = Annotated[Paging, Depends(paging)]
 
 
 def audit(request: Request, **detail: object) -> None:

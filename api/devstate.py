@@ -114,6 +114,10 @@ class DeviceStates:
         finally:
             self._refreshing = False
 
+    def ready(self) -> bool:
+        """True when ``snapshot()`` answers without waiting for InfluxDB."""
+        return bool(self._at_ns) and self._clock() - self._at_ns < 5 * self._cache_ns
+
     def snapshot(self) -> dict[str, DeviceState]:
         """Device id → state; devices never heard of are absent (see ``OFFLINE``). Raises InfluxUnavailable."""
         age = self._clock() - self._at_ns

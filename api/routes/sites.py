@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
 
+import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import Response
@@ -53,7 +54,15 @@ class _Answers:
         self._refs: tuple[object, ...] = ()
         self._bodies: dict[str, bytes] = {}
 
-    def get(self, world: World, name: str, build: Callable[[Rollup], bytes]) -> Response:
+    async def get(self, world: World, name: str, build: Callable[[Rollup], bytes]) -> Response:
+        """The answer ``name``, built by ``build`` when its inputs changed.
+
+        Runs on the event loop: the store reads here take well under a millisecond and a build a
+        few, once per change, while a thread per request would queue dozens of threads for the GIL.
+        Only a snapshot that must be read from InfluxDB first goes to a thread.
+        """
+        if not world.states.ready():
+            await anyio.to_thread.run_sync(world.states.snapshot)
         states = world.states.snapshot()
         with world.store.connect() as conn:
             marks = conn.execute(_MARKS).one()
@@ -82,7 +91,7 @@ _answers = _Answers()
 
 
 @router.get("", summary="Every site with its status roll-up", response_model=Page[SitePublic])
-def list_sites(world: WorldDep, _: Viewer, page: PagingDep) -> Response:
+async def list_sites(world: WorldDep, _: Viewer, page: PagingDep) -> Response:
     """Sites in inventory order: colour, devices online/offline per kind, active alarms, next paper."""
     sites = world.inventory.sites
 
@@ -90,18 +99,18 @@ def list_sites(world: WorldDep, _: Viewer, page: PagingDep) -> Response:
         items = [r.site(s) for s in sites[page.offset:page.offset + page.limit]]
         return Page(items=items, total=len(sites), limit=page.limit, offset=page.offset).model_dump_json().encode()
 
-    return _answers.get(world, f"sites?{page.limit},{page.offset}", build)
+    return await _answers.get(world, f"sites?{page.limit},{page.offset}", build)
 
 
 @router.get("/{site_id}", summary="One site's roll-up and its rooms", response_model=SiteDetail)
-def get_site(world: WorldDep, _: Viewer, site_id: str = SiteIdPath) -> Response:
+async def get_site(world: WorldDep, _: Viewer, site_id: str = SiteIdPath) -> Response:
     """The site's status roll-up, with every room's devices online and offline."""
     site = site_or_404(world, site_id)
 
     def build(r: Rollup) -> bytes:
         return SiteDetail(**r.site(site).model_dump(), rooms=r.rooms(site)).model_dump_json().encode()
 
-    return _answers.get(world, f"site/{site.id}", build)
+    return await _answers.get(world, f"site/{site.id}", build)
 
 
 @router.get("/{site_id}/rooms", summary="A site's rooms")
