@@ -32,7 +32,7 @@ QUERY = (
     'WHERE "site" = $site AND time > $since GROUP BY "device";'
     'SELECT last("online") AS "online" FROM "device_status" WHERE "site" = $site AND time > $since GROUP BY "device"'
 )
-PACE_S = 0.005  # between sites in a background refresh
+PACE_S = 0.02  # between sites in a background refresh
 
 
 @dataclass(frozen=True, slots=True)
