@@ -9,7 +9,7 @@ wall of clients polling /sites costs InfluxDB one refresh, not one per request.
 
 Why per site: one statement over a district's 2,700 devices keeps InfluxDB busy on every core
 for ~70 ms, and the API's requests wait that long for a core on a small machine; 21 short
-statements, with a pause between them, leave room for the requests.
+statements, 20 ms apart, leave room for the requests (bench.api: p99 from 160–500 ms to under 50).
 """
 
 from __future__ import annotations
