@@ -134,6 +134,23 @@ class NotifySettings(_Section):
     state_dir: Path = Field(default=Path("var/notify"), description="the message being sent, per worker")
     session_expiry_s: int = Field(default=86_400, ge=60, description="broker keeps our queue this long offline")
     receive_maximum: int = Field(default=1000, ge=20, le=65_535, description="unacknowledged transitions in flight")
+class ApiSettings(_Section):
+    """The command-center API (``examwatch api serve``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    offline_after_s: int = Field(default=300, ge=5, le=86_400, description="a device silent this long is offline")
+    lookback_h: int = Field(default=24, ge=1, le=24 * 366, description="last seen is searched this far back")
+    status_cache_s: float = Field(
+        default=5.0, ge=0, le=60, description="device states read from InfluxDB are reused this long"
+    )
+    sse_poll_ms: int = Field(default=250, ge=10, le=10_000, description="the event stream looks for news this often")
+    drills_dir: Path = Field(default=Path("var/drills"), description="drill logs and JSON reports")
+    scenarios_dir: Path = Field(default=Path("config/scenarios"), description="drill scenarios that may be started")
+    drill_command: list[str] = Field(
+        default_factory=list, description="command that runs a scenario; empty: this examwatch's `drill run`"
+    )
+    access_log: bool = Field(default=False, description="uvicorn logs every request")
 
 
 class Settings(BaseSettings):
@@ -155,6 +172,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     rules: RulesSettings = RulesSettings()
     notify: NotifySettings = NotifySettings()
+    api: ApiSettings = ApiSettings()
 
     @model_validator(mode="after")
     def _secrets_fit_mode(self) -> Self:

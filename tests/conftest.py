@@ -9,6 +9,8 @@ import pytest
 from tests.servers import Influx
 from tests.stack import Stack
 
+pytest_plugins = ["tests.api_stack"]  # the `api` fixture: a running API over its own stack
+
 
 @pytest.fixture(scope="session")
 def influx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influx]:
@@ -36,8 +38,10 @@ def own_stack(tmp_path: Path) -> Iterator[Stack]:
     """A stack with an InfluxDB of its own, so the test may stop it."""
     server = Influx(tmp_path / "influxd")
     server.start()
-    s = Stack(tmp_path / "stack", server, "faults")
-    s.mosquitto.start()
-    yield s
-    s.close()
-    server.kill()
+    try:
+        s = Stack(tmp_path / "stack", server, "faults")
+        s.mosquitto.start()
+        yield s
+        s.close()
+    finally:
+        server.kill()

@@ -32,17 +32,19 @@ def test_alarm_is_published_while_influxdb_is_down(own_stack: Stack) -> None:
     stack = own_stack
     proc = RulesProcess(stack, timetable(time.time(), start_in_s=3600))
     seen = watch(stack)
-    with Heartbeat(stack) as hb:
-        hb.wait_rounds(1)
-        proc.start()
-        stack.influx_server.stop()
-        hb.over[PWR] = {"mains_v": 0.0, "frequency_hz": 0.0, "on_ups": True}
-        wait_for(lambda: any(p.get("rule") == "power_mains_lost" and p.get("state") == "firing" for p in seen),
-                 15, "the mains alarm on MQTT with InfluxDB down")
-        assert any(a["rule"] == "power_mains_lost" for a in alarms(proc.store))
-        stack.influx_server.start()
-        wait_for(lambda: stack.influx.rows("SELECT count(\"active\") FROM \"alarm\" WHERE \"rule\" = 'power_mains_lost'"),
-                 30, "the alarm's point once InfluxDB is back", interval=0.2)
-    proc.stop()
+    try:
+        with Heartbeat(stack) as hb:
+            hb.wait_rounds(1)
+            proc.start()
+            stack.influx_server.stop()
+            hb.over[PWR] = {"mains_v": 0.0, "frequency_hz": 0.0, "on_ups": True}
+            wait_for(lambda: any(p.get("rule") == "power_mains_lost" and p.get("state") == "firing" for p in seen),
+                     15, "the mains alarm on MQTT with InfluxDB down")
+            assert any(a["rule"] == "power_mains_lost" for a in alarms(proc.store))
+            stack.influx_server.start()
+            wait_for(lambda: stack.influx.rows("SELECT count(\"active\") FROM \"alarm\" WHERE \"rule\" = 'power_mains_lost'"),
+                     30, "the alarm's point once InfluxDB is back", interval=0.2)
+    finally:
+        proc.stop()
     firing = [p for p in seen if p.get("rule") == "power_mains_lost" and p.get("state") == "firing"]
     assert len({p["transition_id"] for p in firing}) == 1

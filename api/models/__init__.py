@@ -1,0 +1,1 @@
+"""The API's request and response models, in families per resource (``XBase``, ``XPublic``, …)."""

@@ -1,0 +1,70 @@
+"""What the API serves from: settings, the store, InfluxDB, the inventory and timetable files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+
+from api.devstate import DeviceStates
+from examwatch import inventory as inventory_mod
+from examwatch import timetable as timetable_mod
+from examwatch.influx import Influx
+from examwatch.inventory import Inventory
+from examwatch.settings import Settings
+from examwatch.store import open_store
+from examwatch.timetable import Timetable
+
+
+def write_yaml(path: Path, data: Any) -> None:
+    """Replace ``path`` atomically with ``data`` as YAML (a reader sees the old or the new file, never half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        yaml.safe_dump(data, f, allow_unicode=True, sort_keys=False)
+        f.flush()
+        os.fsync(f.fileno())
+    Path(tmp).replace(path)
+
+
+@dataclass
+class World:
+    settings: Settings
+    config_path: Path | None
+    store: sa.Engine
+    influx: Influx
+    inventory: Inventory
+    timetable: Timetable
+    states: DeviceStates
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, settings: Settings, config_path: Path | None) -> World:
+        """Open the store (migrated), InfluxDB, and load the inventory and timetable. Raises DataFileError."""
+        influx = Influx(settings.influx, pool_size=8)
+        a = settings.api
+        inv = inventory_mod.load(settings.inventory)
+        world: World
+        states = DeviceStates(influx, lambda: [s.id for s in world.inventory.sites], a.offline_after_s, a.lookback_h,
+                              a.status_cache_s)
+        world = cls(settings, config_path, open_store(settings.store.url), influx,
+                    inv, timetable_mod.load(settings.timetable), states)
+        return world
+
+    def replace_inventory(self, inv: Inventory) -> None:
+        """Write ``inv`` to the inventory file and serve it from now on (services read it at their start)."""
+        with self._lock:
+            write_yaml(self.settings.inventory, inv.model_dump(mode="json", exclude_defaults=True))
+            self.inventory = inv
+
+    def replace_timetable(self, tt: Timetable) -> None:
+        """Write ``tt`` to the timetable file and serve it from now on."""
+        with self._lock:
+            write_yaml(self.settings.timetable, tt.model_dump(mode="json", exclude_defaults=True))
+            self.timetable = tt

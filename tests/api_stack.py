@@ -1,0 +1,143 @@
+"""A running API over a per-test-module stack: broker, InfluxDB database, SQLite store, ingest.
+
+``api`` (module-scoped fixture) starts ``examwatch api serve`` as a real process on a free
+port, with its own inventory, timetable (a paper two hours from now), store and drills
+directory, and hands out a token per role. Alarms are opened with the rules package's own
+lifecycle functions, as the engine does; telemetry goes device → broker → ingest → InfluxDB.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from examwatch.store import Readiness, open_store, writing
+from examwatch.store.access import Role, create_token
+from rules.lifecycle import open_alarm
+from rules.model import Severity, Subject, SubjectType
+from tests.servers import Influx as InfluxServer
+from tests.servers import Server, free_port, wait_for
+from tests.stack import EXAMWATCH, Stack, _toml
+
+FAKE_DRILL = Path(__file__).parent / "fake_drill.py"
+
+
+class ApiProcess(Server):
+    name = "api"
+
+    def __init__(self, root: Path, config: Path, port: int) -> None:
+        super().__init__(root)
+        self.config = config
+        self.port = port
+
+    def command(self) -> list[str]:
+        return [EXAMWATCH, "api", "serve", "--config", str(self.config), "--port", str(self.port)]
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@dataclass
+class ApiStack(Stack):
+    api_port: int = field(default_factory=free_port)
+    api_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def write_config(self) -> None:
+        super().write_config()
+        self.store_url = f"sqlite:///{self.root / 'store.db'}"
+        self.timetable_path = self.root / "timetable.yaml"
+        start = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+        self.paper = "t-chinese"
+        self.timetable_path.write_text(yaml.safe_dump({"exam": "测试考试", "papers": [
+            {"id": self.paper, "subject": "语文", "start": start.isoformat(),
+             "end": (start + timedelta(hours=2)).isoformat()}]}, allow_unicode=True))
+        scenarios = self.root / "scenarios"
+        scenarios.mkdir(exist_ok=True)
+        (scenarios / "power-cut.yaml").write_text("name: power cut\n")
+        api = {"port": self.api_port, "drills_dir": str(self.root / "drills"), "scenarios_dir": str(scenarios),
+               "drill_command": [sys.executable, str(FAKE_DRILL)], "status_cache_s": 0.2, "sse_poll_ms": 50,
+               **self.api_overrides}
+        extra = {"timetable": str(self.timetable_path), "store": {"url": self.store_url}, "api": api}
+        text = self.config.read_text()
+        head, _, rest = text.partition("\n[")
+        self.config.write_text(head + f"timetable = {str(self.timetable_path)!r}\n\n[" + rest
+                               + "\n" + _toml({k: v for k, v in extra.items() if k != "timetable"}))
+
+    def start_api(self) -> None:
+        self.store = open_store(self.store_url)
+        self.tokens = {role: create_token(self.store, f"test-{role.value}", role, "test")[1] for role in Role}
+        self.server = ApiProcess(self.root / "logs", self.config, self.api_port)
+        self.server.start(timeout=30)
+        self.url = f"http://127.0.0.1:{self.api_port}"
+
+    def http(self, role: Role | None = Role.VIEWER) -> httpx.Client:
+        headers = {} if role is None else {"Authorization": f"Bearer {self.tokens[role]}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+    def open_alarm(self, device: str, rule: str = "jammer_offline", severity: Severity = Severity.MAJOR,
+                   drill: bool = False) -> int:
+        ref = self.inventory.devices[device]
+        with writing(self.store) as conn:
+            view = open_alarm(conn, rule, Subject.device(ref), severity=severity, message=f"{rule} on {device}",
+                              drill=drill, at_ns=time.time_ns(), pending_for_s=0)
+        return view.id
+
+    def open_site_alarm(self, site: str, rule: str = "site_silent") -> int:
+        with writing(self.store) as conn:
+            view = open_alarm(conn, rule, Subject(site, SubjectType.SITE, site), severity=Severity.CRITICAL,
+                              message="silent", drill=False, at_ns=time.time_ns(), pending_for_s=0)
+        return view.id
+
+    def set_readiness(self, site: str, room: str, go: bool, detail: str = "") -> None:
+        table = Readiness.__table__
+        with writing(self.store) as conn:
+            conn.execute(sa.delete(table).where(table.c.paper == self.paper, table.c.site == site,
+                                                table.c.room == room))
+            conn.execute(sa.insert(table).values(paper=self.paper, site=site, room=room, go=go, detail=detail,
+                                                 drill=False, at_ns=time.time_ns(), sent=True))
+
+    def close(self) -> None:
+        if getattr(self, "server", None) is not None:
+            self.server.stop()
+        super().close()
+
+
+@pytest.fixture(scope="module")
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+        influx_server: InfluxServer) -> Iterator[ApiStack]:
+    """A broker, a database, ingest and the API of this test module's own."""
+    name = "t_api_" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_api_")[:40]
+    s = ApiStack(tmp_path_factory.mktemp("api"), influx_server, name)
+    s.mosquitto.start()
+    try:
+        s.start_ingest()
+        s.start_api()
+        yield s
+    finally:
+        s.close()
+
+
+def wait_ok(client: httpx.Client, path: str, cond: Any, timeout: float = 20) -> Any:
+    """GET ``path`` until ``cond(json)`` holds; return the last body."""
+    seen: dict[str, Any] = {}
+
+    def check() -> bool:
+        r = client.get(path)
+        seen["body"] = r.json()
+        return r.status_code == 200 and bool(cond(seen["body"]))
+
+    wait_for(check, timeout, f"{path} to satisfy the condition")
+    return seen["body"]
