@@ -85,8 +85,9 @@ class Baseline:
 
 class SkewRule(Rule[SkewConfig]):
     @cached_property
-    def _baseline(self) -> Baseline:
-        return Baseline()
+    def _baselines(self) -> tuple[Baseline, Baseline]:
+        """Real data and drill data travel (and are timed) apart: one baseline each."""
+        return Baseline(), Baseline()
 
     @cached_property
     def _beyond(self) -> dict[str, int]:
@@ -97,7 +98,7 @@ class SkewRule(Rule[SkewConfig]):
         if obs.ref.kind != self.kind or obs.msg is None:
             return []
         raw = obs.recv_s - obs.msg.ts / 1000
-        delay = self._baseline.add(obs.ref.id, raw)
+        delay = self._baselines[obs.drill].add(obs.ref.id, raw)
         key = state_key(obs)
         beyond = self._beyond.get(key, 0) + 1 if abs(raw - delay) > self.cfg.warn_s else 0
         if beyond:
