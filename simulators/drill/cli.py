@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,12 +12,22 @@ from rich.console import Console
 from examwatch.cli import ConfigOption, fail
 from examwatch.datafile import DataFileError
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
+from examwatch.settings import Settings
+from examwatch.store import open_store
 from simulators import timetable_out as timetable_mod
 from simulators.cli import InventoryOption, ModeOption, SpeedOption, fds_or_exit, load_world, run_engine
 from simulators.drill import scenario as sc
-from simulators.drill.evidence import SOURCES
+from simulators.drill.evidence import AlarmSource, InfluxAlarms, IngestEvidence
 from simulators.drill.runner import describe, prepare, score, settle
+from simulators.drill.store_source import StoreAlarms
 from simulators.engine import Mode
+
+#: what a drill can be scored against, each made from the InfluxDB client and the settings
+SOURCES: dict[str, Callable[[Influx, Settings], AlarmSource]] = {
+    "ingest": lambda influx, _settings: IngestEvidence(influx),
+    "alarms": lambda influx, _settings: InfluxAlarms(influx),
+    "store": lambda _influx, settings: StoreAlarms(open_store(settings.store.url)),
+}
 
 app = typer.Typer(help="Drills (应急演练): inject faults into a simulated district and score the backend.",
                   no_args_is_help=True)
@@ -44,8 +55,9 @@ def run(
     interval: Annotated[
         int | None, typer.Option(min=1, help="report interval, simulated s (default: the scenario's)")
     ] = None,
-    source: Annotated[str, typer.Option(help="what to score against: ingest (evidence in InfluxDB) or alarms "
-                                             "(the rules engine's alarm measurement)")] = "ingest",
+    source: Annotated[str, typer.Option(help="what to score against: ingest (evidence in InfluxDB), alarms "
+                                             "(the rules engine's alarm measurement) or store (the rules engine's "
+                                             "alarms and the notifier's outbox: all four times)")] = "ingest",
     json_path: Annotated[Path | None, typer.Option("--json", help="also write the report here as JSON")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
     write_timetable: Annotated[
@@ -80,7 +92,7 @@ def run(
     try:
         if not settle(influx, drill):
             console.print("warning: ingest had not stored the drill's last reports after 30 s")
-        report = score(drill, SOURCES[source](influx), speed)
+        report = score(drill, SOURCES[source](influx, settings), speed)
     except (InfluxUnavailable, InfluxRejected) as exc:
         fail(f"cannot read the results from InfluxDB: {exc}", code=3)
     report.print(Console())

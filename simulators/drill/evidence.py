@@ -8,6 +8,8 @@ cleared (or None for each that did not happen). Two sources exist:
   (or site) has no points in the fault's window, seen once two reports are missed; a firmware
   bug or a rogue device when ``ingest_reject`` holds their messages with the matching reason.
   Nobody is notified and nobody acknowledges, so those times stay empty.
+- ``StoreAlarms`` (``simulators.drill.store_source``): the state store, where the rules engine
+  keeps its alarms and the notifier its outbox; the only source that fills in all four times.
 - :class:`InfluxAlarms`: the rules engine's ``alarm`` measurement (tags rule, severity, site,
   subject, drill; fields state, active, message), matched by the fault's expected rule and
   subject, drill-marked or not (the evidence says which). The rules engine stamps alarms with
@@ -215,6 +217,3 @@ class InfluxAlarms:
         cleared = next((r["time"] / 1000 for r in rows if r["time"] / 1000 > raised and r["active"] is False), None)
         return Observation(raised, first(("notified",)), first(("acknowledged", "acked")), cleared,
                            evidence=f"{len(rows)} alarm points ({marked}), states {sorted({r['state'] for r in rows})}")
-
-
-SOURCES: dict[str, Callable[[Influx], AlarmSource]] = {"ingest": IngestEvidence, "alarms": InfluxAlarms}
