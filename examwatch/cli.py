@@ -8,10 +8,11 @@ imports a service.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 import yaml
@@ -20,6 +21,9 @@ from examwatch import broker, contract_doc, sample, timetable
 from examwatch import inventory as inventory_mod
 from examwatch.datafile import DataFileError
 from examwatch.settings import Settings, load_settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 app = typer.Typer(
     name="examwatch",
@@ -46,18 +50,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_or_exit(path: Path | None) -> Settings:
+def or_exit(load: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Call a loader of something the user wrote (settings, inventory, rules, roster, scenario);
+    a DataFileError becomes its one-line message on stderr and exit status 2."""
     try:
-        return load_settings(path)
+        return load(*args, **kwargs)
     except DataFileError as exc:
         fail(str(exc))
+
+
+def settings_or_exit(path: Path | None) -> Settings:
+    return or_exit(load_settings, path)
 
 
 def inventory_or_exit(path: Path) -> inventory_mod.Inventory:
-    try:
-        return inventory_mod.load(path)
-    except DataFileError as exc:
-        fail(str(exc))
+    return or_exit(inventory_mod.load, path)
 
 
 @app.command("broker-config")
@@ -101,10 +108,7 @@ def inventory_sample(
 @timetable_app.command("check")
 def timetable_check(path: Annotated[Path, typer.Argument(help="timetable YAML file")]) -> None:
     """Validate a timetable file; any fault is reported with its line and field."""
-    try:
-        tt = timetable.load(path)
-    except DataFileError as exc:
-        fail(str(exc))
+    tt = or_exit(timetable.load, path)
     typer.echo(f"{path}: {len(tt.papers)} papers, first {tt.ordered[0].start.isoformat()}: OK")
 
 
@@ -119,10 +123,7 @@ def timetable_shift(
     For demos and rehearsals: the simulator, the rules engine and the wall's countdown then agree
     on a day that runs now. Every paper keeps its length and its place relative to the first.
     """
-    try:
-        tt = timetable.load(path)
-    except DataFileError as exc:
-        fail(str(exc))
+    tt = or_exit(timetable.load, path)
     first = tt.ordered[0].start
     target = (datetime.now(first.tzinfo) + timedelta(minutes=starting_in)).replace(microsecond=0)
     moved = tt.shifted(target - first)

@@ -11,8 +11,7 @@ from typing import Annotated, cast
 import sqlalchemy as sa
 import typer
 
-from examwatch.cli import ConfigOption, fail, inventory_or_exit, settings_or_exit
-from examwatch.datafile import DataFileError
+from examwatch.cli import ConfigOption, fail, inventory_or_exit, or_exit, settings_or_exit
 from examwatch.mqtt import ConnectRefused
 from examwatch.store import open_store, silences
 from examwatch.store.notify_models import Notification, NotifyHealth
@@ -33,12 +32,6 @@ def _store(config: Path | None) -> sa.Engine:
     except sa.exc.SQLAlchemyError as exc:
         fail(f"store {settings.store.url}: {exc}", code=3)
 
-
-def _roster_or_exit(path: Path, sites: set[str] | None) -> roster.Roster:
-    try:
-        return roster.load(path, sites)
-    except DataFileError as exc:
-        fail(str(exc))
 
 
 @app.callback()
@@ -68,7 +61,7 @@ def notify(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = settings_or_exit(config)
     inventory = inventory_or_exit(settings.inventory)
-    duty = _roster_or_exit(settings.notify.roster, {s.id for s in inventory.sites})
+    duty = or_exit(roster.load, settings.notify.roster, {s.id for s in inventory.sites})
     try:
         service.run(settings, inventory, duty)
     except providers.ProviderError as exc:
@@ -86,7 +79,7 @@ def check(
 ) -> None:
     """Validate a roster file; any fault is reported as file:line: field: reason."""
     sites = {s.id for s in inventory_or_exit(inventory).sites} if inventory is not None else None
-    r = _roster_or_exit(path, sites)
+    r = or_exit(roster.load, path, sites)
     typer.echo(f"{path}: {len(r.people)} people, {len(r.routes)} routes, {len(r.labels)} labels: OK")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 import typer
 
 from examwatch import timetable as timetable_mod
-from examwatch.cli import ConfigOption, fail, inventory_or_exit, settings_or_exit
+from examwatch.cli import ConfigOption, fail, inventory_or_exit, or_exit, settings_or_exit
 from examwatch.datafile import DataFileError
 from examwatch.mqtt import ConnectRefused
 from examwatch.store import open_store
@@ -30,12 +31,6 @@ def _store(config: Path | None) -> sa.Engine:
     except sa.exc.SQLAlchemyError as exc:
         fail(f"store {settings.store.url}: {exc}", code=3)
 
-
-def _ruleset_or_exit(directory: Path) -> rulesfile.RuleSet:
-    try:
-        return rulesfile.load_dir(directory)
-    except DataFileError as exc:
-        fail(str(exc))
 
 
 @app.callback()
@@ -68,7 +63,7 @@ def rules(
         timetable = timetable_mod.load(settings.timetable)
     except DataFileError as exc:
         fail(str(exc))
-    ruleset = _ruleset_or_exit(settings.rules.rules_dir)
+    ruleset = or_exit(rulesfile.load_dir, settings.rules.rules_dir)
     try:
         service.run(settings, inventory, timetable, ruleset)
     except ConnectRefused as exc:
@@ -91,10 +86,7 @@ def ack(
     comment: CommentOption = "",
 ) -> None:
     """Acknowledge an alarm: someone owns it now. Kept with who, when and the comment."""
-    try:
-        typer.echo(_show(lifecycle.acknowledge(_store(ctx.obj), alarm_id, by, comment)))
-    except AlarmError as exc:
-        fail(str(exc))
+    _step(lifecycle.acknowledge, ctx, alarm_id, by, comment)
 
 
 @app.command("resolve")
@@ -105,8 +97,15 @@ def resolve(
     comment: CommentOption = "",
 ) -> None:
     """Resolve an alarm by hand (the engine resolves alarms whose condition clears by itself)."""
+    _step(lifecycle.resolve, ctx, alarm_id, by, comment)
+
+
+def _step(
+    step: Callable[[sa.Engine, int, str, str], AlarmView], ctx: typer.Context, alarm_id: int, by: str, comment: str
+) -> None:
+    """Take one lifecycle step from the command line and show the alarm after it."""
     try:
-        typer.echo(_show(lifecycle.resolve(_store(ctx.obj), alarm_id, by, comment)))
+        typer.echo(_show(step(_store(ctx.obj), alarm_id, by, comment)))
     except AlarmError as exc:
         fail(str(exc))
 
@@ -135,5 +134,5 @@ def history(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="al
 @app.command("check")
 def check(directory: Annotated[Path, typer.Argument(help="rules directory")] = Path("config/rules")) -> None:
     """Validate the rules files; any fault is reported as file:line: field: reason."""
-    ruleset = _ruleset_or_exit(directory)
+    ruleset = or_exit(rulesfile.load_dir, directory)
     typer.echo(f"{directory}: {len(ruleset.rules)} rules: OK")
