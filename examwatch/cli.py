@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
+import sqlalchemy as sa
 import typer
 import yaml
 
@@ -21,6 +22,7 @@ from examwatch import broker, contract_doc, sample, timetable
 from examwatch import inventory as inventory_mod
 from examwatch.datafile import DataFileError
 from examwatch.settings import Settings, load_settings
+from examwatch.store import open_store
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -61,6 +63,15 @@ def or_exit(load: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 def settings_or_exit(path: Path | None) -> Settings:
     return or_exit(load_settings, path)
+
+
+def store_or_exit(config: Path | None) -> sa.Engine:
+    """The state store named by the settings, migrated; exit 3 when it cannot be opened."""
+    settings = settings_or_exit(config)
+    try:
+        return open_store(settings.store.url)
+    except sa.exc.SQLAlchemyError as exc:
+        fail(f"store {settings.store.url}: {exc}", code=3)
 
 
 def inventory_or_exit(path: Path) -> inventory_mod.Inventory:

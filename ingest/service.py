@@ -9,10 +9,7 @@ acknowledged only after their batch is durable; ``ReceiveMaximum`` bounds what i
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
-from types import FrameType
 
 import paho.mqtt.client as paho
 from prometheus_client import CollectorRegistry, start_http_server
@@ -22,6 +19,7 @@ from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.inventory import Inventory
 from examwatch.rejects import Reason
 from examwatch.settings import Settings
+from examwatch.signals import stop_on_signals
 from ingest.batch import Batcher
 from ingest.decode import Decoder
 from ingest.metrics import Stats, StatsCollector
@@ -128,14 +126,7 @@ class Ingest:
 
 def run(settings: Settings, inventory: Inventory, worker: str) -> None:
     """Run until SIGTERM/SIGINT, then shut down cleanly."""
-    done = threading.Event()
-
-    def _signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: flushing and stopping", signum)
-        done.set()
-
-    signal.signal(signal.SIGTERM, _signal)
-    signal.signal(signal.SIGINT, _signal)
+    done = stop_on_signals(log, "flushing and stopping")
     ingest = Ingest(settings, inventory, worker)
     ingest.start()
     done.wait()

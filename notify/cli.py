@@ -11,9 +11,9 @@ from typing import Annotated, cast
 import sqlalchemy as sa
 import typer
 
-from examwatch.cli import ConfigOption, fail, inventory_or_exit, or_exit, settings_or_exit
+from examwatch.cli import ConfigOption, fail, inventory_or_exit, or_exit, settings_or_exit, store_or_exit
 from examwatch.mqtt import ConnectRefused
-from examwatch.store import open_store, silences
+from examwatch.store import silences
 from examwatch.store.notify_models import Notification, NotifyHealth
 from examwatch.store.silences import SilenceError, SilenceView
 from notify import providers, roster
@@ -24,13 +24,6 @@ silence_app = typer.Typer(help="Silences and maintenance windows: mute notificat
 app.add_typer(silence_app, name="silence")
 ByOption = Annotated[str, typer.Option("--by", help="who does it (kept with the silence)")]
 
-
-def _store(config: Path | None) -> sa.Engine:
-    settings = settings_or_exit(config)
-    try:
-        return open_store(settings.store.url)
-    except sa.exc.SQLAlchemyError as exc:
-        fail(f"store {settings.store.url}: {exc}", code=3)
 
 
 
@@ -86,7 +79,7 @@ def check(
 @app.command("status")
 def status(ctx: typer.Context) -> None:
     """Provider health, the outbox by status, and the silences in force."""
-    store = _store(ctx.obj)
+    store = store_or_exit(ctx.obj)
     n, h = cast(sa.Table, Notification.__table__), cast(sa.Table, NotifyHealth.__table__)
     with store.connect() as conn:
         for row in conn.execute(sa.select(h)):
@@ -134,7 +127,7 @@ def silence_add(
     else:
         ends = now + int((minutes or 0) * 60e9)
     try:
-        s = silences.create(_store(ctx.obj), ends_ns=ends, by=by, site=site, room=room, device=device, rule=rule,
+        s = silences.create(store_or_exit(ctx.obj), ends_ns=ends, by=by, site=site, room=room, device=device, rule=rule,
                             kind="maintenance" if maintenance else "silence", comment=comment, now_ns=now)
     except SilenceError as exc:
         fail(str(exc))
@@ -145,7 +138,7 @@ def silence_add(
 def silence_list(ctx: typer.Context,
                  all_: Annotated[bool, typer.Option("--all", help="ended silences too")] = False) -> None:
     """List silences and maintenance windows, newest first."""
-    for s in silences.list_silences(_store(ctx.obj), active_only=not all_):
+    for s in silences.list_silences(store_or_exit(ctx.obj), active_only=not all_):
         typer.echo(_show(s))
 
 
@@ -154,6 +147,6 @@ def silence_expire(ctx: typer.Context, silence_id: Annotated[int, typer.Argument
                    by: ByOption) -> None:
     """End a silence now; notifications flow again for new messages."""
     try:
-        typer.echo(_show(silences.expire(_store(ctx.obj), silence_id, by)))
+        typer.echo(_show(silences.expire(store_or_exit(ctx.obj), silence_id, by)))
     except SilenceError as exc:
         fail(str(exc))

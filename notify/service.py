@@ -14,11 +14,9 @@ import heapq
 import json
 import logging
 import queue
-import signal
 import sys
 import threading
 import time
-from types import FrameType
 
 import paho.mqtt.client as paho
 import pydantic
@@ -27,6 +25,7 @@ import sqlalchemy as sa
 from examwatch import credentials, mqtt, topics
 from examwatch.inventory import Inventory
 from examwatch.settings import Settings
+from examwatch.signals import stop_on_signals
 from examwatch.store import open_store, writing
 from notify import providers
 from notify.messages import AlarmTransition
@@ -173,14 +172,7 @@ class Service:
 
 def run(settings: Settings, inventory: Inventory, roster: Roster) -> None:
     """Run until SIGTERM/SIGINT."""
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    stop = stop_on_signals(log, "stopping")
     # The sender thread waits for the GIL while the main thread applies a batch: Python's default
     # 5 ms switch interval would add up to 5 ms to every SMS. The notifier trades throughput for latency.
     sys.setswitchinterval(0.0005)

@@ -12,10 +12,9 @@ import sqlalchemy as sa
 import typer
 
 from examwatch import timetable as timetable_mod
-from examwatch.cli import ConfigOption, fail, inventory_or_exit, or_exit, settings_or_exit
+from examwatch.cli import ConfigOption, fail, inventory_or_exit, or_exit, settings_or_exit, store_or_exit
 from examwatch.datafile import DataFileError
 from examwatch.mqtt import ConnectRefused
-from examwatch.store import open_store
 from rules import lifecycle, rulesfile, service
 from rules.lifecycle import AlarmError, AlarmView
 
@@ -23,13 +22,6 @@ app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 ByOption = Annotated[str, typer.Option("--by", help="who does it (kept with the transition)")]
 CommentOption = Annotated[str, typer.Option("--comment", help="why, what was done")]
 
-
-def _store(config: Path | None) -> sa.Engine:
-    settings = settings_or_exit(config)
-    try:
-        return open_store(settings.store.url)
-    except sa.exc.SQLAlchemyError as exc:
-        fail(f"store {settings.store.url}: {exc}", code=3)
 
 
 
@@ -105,7 +97,7 @@ def _step(
 ) -> None:
     """Take one lifecycle step from the command line and show the alarm after it."""
     try:
-        typer.echo(_show(step(_store(ctx.obj), alarm_id, by, comment)))
+        typer.echo(_show(step(store_or_exit(ctx.obj), alarm_id, by, comment)))
     except AlarmError as exc:
         fail(str(exc))
 
@@ -118,14 +110,14 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 200,
 ) -> None:
     """List alarms, newest first: id, state, severity, rule, subject, last change, message."""
-    for a in lifecycle.list_alarms(_store(ctx.obj), active_only=not all_, site=site, limit=limit):
+    for a in lifecycle.list_alarms(store_or_exit(ctx.obj), active_only=not all_, site=site, limit=limit):
         typer.echo(_show(a))
 
 
 @app.command("history")
 def history(ctx: typer.Context, alarm_id: Annotated[int, typer.Argument(help="alarm id")]) -> None:
     """Every transition of an alarm: when, state, severity, by whom, comment, message."""
-    for t in lifecycle.history(_store(ctx.obj), alarm_id):
+    for t in lifecycle.history(store_or_exit(ctx.obj), alarm_id):
         when = datetime.fromtimestamp(t.at_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         who = f"by {t.by}: {t.comment or '-'}"
         typer.echo(f"{alarm_id}.{t.seq} {when}Z {t.state:<12} {t.severity:<8} {who} | {t.message}")

@@ -26,6 +26,7 @@ from examwatch.datafile import DataFileError
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.inventory import Inventory
 from examwatch.settings import Settings
+from examwatch.signals import stop_on_signals
 from examwatch.store import open_store
 from examwatch.timetable import Timetable
 from rules.engine import Engine
@@ -178,17 +179,11 @@ class Service:
 
 def run(settings: Settings, inventory: Inventory, timetable: Timetable, ruleset: RuleSet) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP reloads the rules."""
-    stop, reload = threading.Event(), threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: committing and stopping", signum)
-        stop.set()
+    stop, reload = stop_on_signals(log, "committing and stopping"), threading.Event()
 
     def _hup(_signum: int, _frame: FrameType | None) -> None:
         reload.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGHUP, _hup)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack: for a hung engine
     service = Service(settings, inventory, timetable, ruleset)

@@ -1,0 +1,21 @@
+"""How every long-running service learns it should stop: SIGTERM (systemd) or SIGINT (Ctrl-C)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+
+def stop_on_signals(log: logging.Logger, doing: str) -> threading.Event:
+    """An event set by SIGTERM or SIGINT, logging ``signal N: <doing>`` when it comes."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: %s", signum, doing)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return stop
