@@ -33,10 +33,11 @@ import httpx
 import typer
 
 from examwatch import broker, inventory, timetable
+from examwatch.rulebook.configs import Severity
 from examwatch.store import open_store, writing
 from examwatch.store.access import Role, create_token
 from rules.lifecycle import open_alarm
-from rules.model import Severity, Subject
+from rules.model import Subject
 from tests.api_stack import ApiProcess
 from tests.servers import Influx, Mosquitto, current_user, free_port, wait_for
 from tests.stack import EXAMWATCH, IngestProcess, _toml

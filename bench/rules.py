@@ -33,10 +33,10 @@ import paho.mqtt.client as paho
 
 from examwatch import credentials, mqtt, sample
 from examwatch.inventory import Inventory
+from examwatch.rulebook.files import load_dir
 from examwatch.store import open_store
 from examwatch.timetable import Timetable
 from rules.engine import Engine
-from rules.rulesfile import load_dir
 from rules.types._base import observe
 from rules.world import World
 from tests.rules_kit import TEST_RULES, Heartbeat, RulesProcess, alarms, healthy, timetable, transitions

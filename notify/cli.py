@@ -11,12 +11,13 @@ from typing import Annotated, cast
 import sqlalchemy as sa
 import typer
 
+from examwatch import roster
 from examwatch.cli import ConfigOption, fail, inventory_or_exit, or_exit, settings_or_exit, store_or_exit
 from examwatch.mqtt import ConnectRefused
 from examwatch.store import silences
 from examwatch.store.notify_models import Notification, NotifyHealth
 from examwatch.store.silences import SilenceError, SilenceView
-from notify import providers, roster
+from notify import providers
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 silence_app = typer.Typer(help="Silences and maintenance windows: mute notifications, keep the records.",
@@ -37,7 +38,7 @@ def notify(
 
     The notifier consumes the alarm transitions the rules engine publishes on
     exam/v1/_alarm/# (user svc-notifier, shared subscription $share/notify, persistent session)
-    and routes each by the duty roster (notify.roster): site, device kind and severity, in
+    and routes each by the duty roster (examwatch.roster, notify.roster): site, device kind and severity, in
     levels. Every message is stored in the outbox before it is sent through notify.provider
     (Kannel sendsms or an Apprise URL), retried with backoff while the gateway is down, never
     twice for the same transition and phone, and rate-limited per phone. Critical alarms are

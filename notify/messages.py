@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict
 
 from examwatch.inventory import Inventory, RoomType
-from notify.roster import Roster
+from examwatch.roster import Roster
 
 Language = Literal["zh", "en"]
 MessageKind = Literal["alert", "reminder", "escalation", "all_clear"]

@@ -27,12 +27,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from examwatch.inventory import Inventory
+from examwatch.roster import Roster
 from examwatch.settings import NotifySettings
 from examwatch.store import silences
 from examwatch.store.notify_models import Notification, NotifyAlarm
 from notify import messages
 from notify.messages import AlarmTransition, MessageKind, Place
-from notify.roster import Recipient, Roster, levels, recipients
+from notify.roster import Recipient, levels, recipients
 
 log = logging.getLogger("examwatch.notify.planner")
 _N, _NA = cast(sa.Table, Notification.__table__), cast(sa.Table, NotifyAlarm.__table__)

@@ -24,13 +24,13 @@ import sqlalchemy as sa
 
 from examwatch import credentials, mqtt, topics
 from examwatch.inventory import Inventory
+from examwatch.roster import Roster
 from examwatch.settings import Settings
 from examwatch.signals import stop_on_signals
 from examwatch.store import open_store, writing
 from notify import providers
 from notify.messages import AlarmTransition
 from notify.planner import Planned, Planner
-from notify.roster import Roster
 from notify.sender import Sender, set_health
 
 log = logging.getLogger("examwatch.notify")

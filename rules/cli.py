@@ -15,7 +15,8 @@ from examwatch import timetable as timetable_mod
 from examwatch.cli import ConfigOption, fail, inventory_or_exit, or_exit, settings_or_exit, store_or_exit
 from examwatch.datafile import DataFileError
 from examwatch.mqtt import ConnectRefused
-from rules import lifecycle, rulesfile, service
+from examwatch.rulebook import files as rulesfile
+from rules import lifecycle, service
 from rules.lifecycle import AlarmError, AlarmView
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=False)

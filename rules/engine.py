@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from examwatch.kinds import Channel
+from examwatch.rulebook.files import RuleSet
 from examwatch.store import Readiness, RuleState, Transition, writing
 from rules.book import PROMOTE, Book
 from rules.model import Clock, Observation, Verdict
-from rules.rulesfile import RuleSet
 from rules.timers import TimerHeap
 from rules.types import RULE_TYPES, ReadinessReport, Rule
 from rules.world import Seen, World

@@ -16,8 +16,9 @@ from typing import cast
 
 import sqlalchemy as sa
 
+from examwatch.rulebook.configs import Severity
 from examwatch.store import Alarm, Transition, writing
-from rules.model import Severity, State, Subject, SubjectType
+from rules.model import State, Subject, SubjectType
 
 ENGINE = "rules"
 _ALLOWED: dict[State, frozenset[State]] = {

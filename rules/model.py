@@ -9,18 +9,7 @@ from typing import NamedTuple, Protocol
 
 from examwatch.inventory import DeviceRef
 from examwatch.kinds import Channel, Envelope
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    MAJOR = "major"
-    MINOR = "minor"
-    WARNING = "warning"
-
-    @property
-    def rank(self) -> int:
-        """Higher is worse: critical 4 … warning 1."""
-        return 4 - list(Severity).index(self)
+from examwatch.rulebook.configs import Severity
 
 
 class SubjectType(StrEnum):

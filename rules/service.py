@@ -25,6 +25,7 @@ from examwatch import credentials, mqtt, topics
 from examwatch.datafile import DataFileError
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.inventory import Inventory
+from examwatch.rulebook.files import RuleSet, load_dir
 from examwatch.settings import Settings
 from examwatch.signals import stop_on_signals
 from examwatch.store import open_store
@@ -33,7 +34,6 @@ from rules.engine import Engine
 from rules.intake import Intake
 from rules.model import Clock, system_clock
 from rules.outbox import Outbox
-from rules.rulesfile import RuleSet, load_dir
 from rules.world import World
 
 log = logging.getLogger("examwatch.rules")

@@ -21,10 +21,11 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from examwatch.rulebook.configs import Severity
 from examwatch.store import Readiness, open_store, writing
 from examwatch.store.access import Role, create_token
 from rules.lifecycle import open_alarm
-from rules.model import Severity, Subject, SubjectType
+from rules.model import Subject, SubjectType
 from tests.servers import Influx as InfluxServer
 from tests.servers import Server, free_port, wait_for
 from tests.stack import EXAMWATCH, Stack, _toml

@@ -17,10 +17,10 @@ import yaml
 
 from examwatch import sample
 from examwatch.inventory import Inventory
+from examwatch.rulebook.files import RuleSet, load_dir
 from examwatch.store import open_store
 from examwatch.timetable import Timetable
 from rules.engine import Engine
-from rules.rulesfile import RuleSet, load_dir
 from rules.types._base import observe
 from rules.world import World
 from tests.servers import Postgres, wait_for

@@ -10,49 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel
 
 from examwatch.kinds import KINDS, Channel
-from rules.model import Observation, Severity, Verdict
+from examwatch.rulebook.configs import RuleConfig
+from rules.model import Observation, Verdict
 from rules.world import World
 
 #: Drill data is judged apart from real data of the same device: a drill that injects a power cut
 #: must not be cleared by the real sensor's next healthy report, nor hide a real failure.
 DRILL_SUFFIX = "~drill"
-#: The rules file for room- and site-wide rules (coverage, readiness, site silence) is site.yaml.
-SITE = "site"
-RuleName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-
-
-class RuleConfig(BaseModel):
-    """Fields every rule has. ``for`` (``for_s``) is how long the condition must hold before the
-    alarm goes from pending to firing; 0 fires at once."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    #: the rules files (device kinds, or ``site``) this type may appear in
-    FILES: ClassVar[frozenset[str]] = frozenset(KINDS)
-
-    name: RuleName = Field(description="unique across all rules files; the alarm's rule tag")
-    severity: Severity = Severity.MAJOR
-    for_s: float = Field(default=0, ge=0, le=86_400, alias="for", description="pending duration, seconds")
-    description: str = Field(default="", max_length=300)
-
-    @model_validator(mode="after")
-    def _fits_file(self, info: ValidationInfo) -> Any:
-        kind = (info.context or {}).get("kind")
-        if kind is not None:
-            if kind not in self.FILES:
-                allowed = ", ".join(sorted(self.FILES))
-                raise ValueError(
-                    f"a {getattr(self, 'type', '?')} rule belongs in {allowed} rules files, not {kind}"
-                )
-            self.check_kind(kind)
-        return self
-
-    def check_kind(self, kind: str) -> None:
-        """Raise ValueError when this rule cannot apply to ``kind`` (e.g. a field it lacks)."""
 
 
 class Timers(Protocol):
@@ -160,11 +129,6 @@ def field_of(model: BaseModel, path: str) -> Any:
     if key and isinstance(value, dict):
         return value.get(key)
     return None if key else value
-
-
-def has_field(kind: str, path: str) -> bool:
-    head = path.partition(".")[0]
-    return head in KINDS[kind].telemetry.model_fields
 
 
 def observe(

@@ -18,28 +18,16 @@ when the site alarm is already up and is suppressed too.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field
-
-from examwatch.kinds import KINDS
-from rules.model import Finding, Observation, Severity, Subject, Verdict
-from rules.types._base import NO_TIMERS, SITE, Contract, Rule, RuleConfig, RuleType, Timers, observe
+from examwatch.rulebook.configs import SITE, AbsenceConfig, Severity
+from rules.model import Finding, Observation, Subject, Verdict
+from rules.types._base import NO_TIMERS, Contract, Rule, RuleType, Timers, observe
 from rules.world import World
 
 log = logging.getLogger("examwatch.rules")
 ALARMED = "alarmed"
 SUPPRESSED = "suppressed"
-
-
-class AbsenceConfig(RuleConfig):
-    FILES: ClassVar[frozenset[str]] = frozenset({*KINDS, SITE})
-
-    type: Literal["absence"]
-    timeout_s: float = Field(gt=0, le=86_400, description="silence longer than this is offline")
-    overrides: dict[str, float] = Field(
-        default_factory=dict, description="device (or site) id → its own timeout_s"
-    )
 
 
 def evaluate(

@@ -12,26 +12,12 @@ timeout with no Last Will offline since (see rules.world).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field
-
-from examwatch.kinds import Kind
-from rules.model import Finding, Severity, Subject, Verdict
-from rules.types._base import SITE, Contract, Rule, RuleConfig, RuleType, observe
+from examwatch.rulebook.configs import SITE, CoverageConfig, Severity
+from rules.model import Finding, Subject, Verdict
+from rules.types._base import Contract, Rule, RuleType, observe
 from rules.world import World
-
-
-class CoverageConfig(RuleConfig):
-    FILES: ClassVar[frozenset[str]] = frozenset({SITE})
-
-    type: Literal["coverage"]
-    severity: Severity = Severity.CRITICAL
-    kinds: tuple[Kind, ...] = Field(
-        default=(Kind.JAMMER, Kind.CAMERA),
-        min_length=1,
-        description="each exam room needs at least one reporting device of each",
-    )
 
 
 def evaluate(

@@ -17,39 +17,15 @@ Counters are per report interval, so a window's total is a plain sum (see examwa
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any
 
-from pydantic import Field, model_validator
-
+from examwatch.rulebook.configs import RatioConfig
 from rules.model import Finding, Observation, Subject, Verdict
-from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe, state_key
+from rules.types._base import Contract, Rule, RuleType, field_of, observe, state_key
 from rules.world import World
 
 #: per subject: [active, [[t, numerator, denominator], ...]]
 Window = list[list[float]]
-
-
-class RatioConfig(RuleConfig):
-    type: Literal["ratio"]
-    numerator: str
-    denominator: str
-    window_s: float = Field(default=300, gt=0, le=86_400)
-    above: float = Field(gt=0)
-    clear_below: float | None = Field(default=None, gt=0, description="clears below this; default above")
-    min_denominator: float = Field(
-        default=1, ge=0, description="no verdict while the window's denominator is smaller"
-    )
-
-    @model_validator(mode="after")
-    def _order(self) -> Self:
-        if self.clear_below is not None and self.clear_below > self.above:
-            raise ValueError("clear_below must not exceed above")
-        return self
-
-    def check_kind(self, kind: str) -> None:
-        for f in (self.numerator, self.denominator):
-            if not has_field(kind, f):
-                raise ValueError(f"a {kind} telemetry message has no field {f!r}")
 
 
 def evaluate(

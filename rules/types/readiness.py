@@ -16,29 +16,15 @@ the store, written to InfluxDB (``readiness``) and published retained on
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field
-
-from examwatch.kinds import Envelope, Kind
-from examwatch.timetable import READINESS_LEAD
-from rules.model import Finding, Observation, Severity, Subject, Verdict
-from rules.types._base import SITE, Contract, ReadinessReport, Rule, RuleConfig, RuleType, observe
+from examwatch.kinds import Envelope
+from examwatch.rulebook.configs import SITE, ReadinessConfig, Severity
+from rules.model import Finding, Observation, Subject, Verdict
+from rules.types._base import Contract, ReadinessReport, Rule, RuleType, observe
 from rules.world import World
 
 SITE_ROOM = "_site"
-
-
-class ReadinessConfig(RuleConfig):
-    FILES: ClassVar[frozenset[str]] = frozenset({SITE})
-
-    type: Literal["readiness"]
-    lead_s: float = Field(
-        default=READINESS_LEAD.total_seconds(), gt=0, le=86_400, description="before each paper"
-    )
-    min_battery_pct: float = Field(default=20, ge=0, le=100)
-    min_mains_v: float = Field(default=187, ge=0, le=300, description="220 V − 15 %")
-    optional: tuple[Kind, ...] = Field(default=(Kind.DETECTOR,), description="kinds that may never report")
 
 
 def device_problem(cfg: ReadinessConfig, kind: str, msg: Envelope) -> str | None:

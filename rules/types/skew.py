@@ -22,27 +22,12 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from functools import cached_property
-from typing import Any, Literal, Self
+from typing import Any
 
-from pydantic import Field, model_validator
-
-from rules.model import Finding, Observation, Severity, Subject, Verdict
-from rules.types._base import Contract, Rule, RuleConfig, RuleType, observe, state_key
+from examwatch.rulebook.configs import SkewConfig
+from rules.model import Finding, Observation, Subject, Verdict
+from rules.types._base import Contract, Rule, RuleType, observe, state_key
 from rules.world import World
-
-
-class SkewConfig(RuleConfig):
-    type: Literal["skew"]
-    severity: Severity = Severity.WARNING
-    warn_s: float = Field(default=2.0, gt=0, le=86_400)
-    clear_s: float | None = Field(default=None, gt=0, description="clears below this; default warn_s")
-    confirm: int = Field(default=2, ge=1, le=10, description="reports in a row beyond warn_s before warning")
-
-    @model_validator(mode="after")
-    def _order(self) -> Self:
-        if self.clear_s is not None and self.clear_s > self.warn_s:
-            raise ValueError("clear_s must not exceed warn_s")
-        return self
 
 
 def evaluate(cfg: SkewConfig, active: bool, skew_s: float, beyond: int = 1) -> tuple[bool, Finding | None]:

@@ -15,62 +15,14 @@ The worst level that matches sets the severity; a worse level later raises it. W
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from rules.model import Finding, Observation, Severity, Subject, Verdict
-from rules.types._base import Contract, Rule, RuleConfig, RuleType, field_of, has_field, observe, state_key
+from examwatch.rulebook.configs import Severity, ThresholdConfig
+from rules.model import Finding, Observation, Subject, Verdict
+from rules.types._base import Contract, Rule, RuleType, field_of, observe, state_key
 from rules.world import World
 
 Scalar = bool | float | str
-
-
-class Condition(BaseModel):
-    """Exactly one of ``above`` (>), ``below`` (<) or ``equals`` (==)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    above: float | None = None
-    below: float | None = None
-    equals: Scalar | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> Self:
-        if sum(v is not None for v in (self.above, self.below, self.equals)) != 1:
-            raise ValueError("give exactly one of above, below or equals")
-        return self
-
-    def holds(self, value: Any) -> bool:
-        if self.equals is not None:
-            return bool(value == self.equals)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return False
-        if self.above is not None:
-            return value > self.above
-        return self.below is not None and value < self.below
-
-    def describe(self) -> str:
-        if self.equals is not None:
-            return f"= {self.equals}"
-        return f"> {self.above}" if self.above is not None else f"< {self.below}"
-
-
-class Level(Condition):
-    severity: Severity
-
-
-class ThresholdConfig(RuleConfig):
-    type: Literal["threshold"]
-    field: str = Field(
-        pattern=r"^[a-z_0-9]+(\.[a-z0-9_]+)?$", description="telemetry field, e.g. mains_v or rf_dbm.n78"
-    )
-    levels: tuple[Level, ...] = Field(min_length=1)
-    clear: Condition | None = Field(default=None, description="clears only when this holds (hysteresis)")
-    during: Literal["always", "paper", "jammer_window"] = "always"
-
-    def check_kind(self, kind: str) -> None:
-        if not has_field(kind, self.field):
-            raise ValueError(f"a {kind} telemetry message has no field {self.field.partition('.')[0]!r}")
 
 
 def evaluate(

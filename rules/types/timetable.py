@@ -15,27 +15,14 @@ one reporting camera that is recording with a picture.
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from examwatch.bands import Band
 from examwatch.kinds import Envelope
-from rules.model import Finding, Observation, Severity, Subject, Verdict
-from rules.types._base import DRILL_SUFFIX, Contract, Rule, RuleConfig, RuleType, keyed, observe, state_key
+from examwatch.rulebook.configs import Severity, TimetableConfig
+from rules.model import Finding, Observation, Subject, Verdict
+from rules.types._base import DRILL_SUFFIX, Contract, Rule, RuleType, keyed, observe, state_key
 from rules.world import World
-
-
-class TimetableConfig(RuleConfig):
-    type: Literal["timetable"]
-    require: Literal["jammer_shielding", "camera_recording"]
-    severity: Severity = Severity.CRITICAL
-    floor_dbm: float = Field(default=20.0, ge=-60, le=47, description="lowest RF output per band, dBm")
-
-    def check_kind(self, kind: str) -> None:
-        wanted = "jammer" if self.require == "jammer_shielding" else "camera"
-        if kind != wanted:
-            raise ValueError(f"require: {self.require} belongs in {wanted}.yaml, not {kind}.yaml")
 
 
 def jammer_problems(msg: Envelope, bands: tuple[Band, ...], floor_dbm: float) -> list[str]:

@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from examwatch.rulebook.configs import Severity
 from examwatch.store import writing
 from examwatch.store.access import Role
 from examwatch.store.notify_models import Notification
-from rules.model import Severity
 from tests.api_stack import ApiStack, wait_ok
 from tests.stack import device_topic, publish_all, telemetry
 

@@ -13,11 +13,11 @@ from typing import Any, cast
 import pytest
 import sqlalchemy as sa
 
+from examwatch import roster
 from examwatch.inventory import load as load_inventory
 from examwatch.settings import NotifySettings
 from examwatch.store import open_store, silences, writing
 from examwatch.store.notify_models import Notification
-from notify import roster
 from notify.messages import AlarmTransition
 from notify.planner import Planner
 from tests.servers import Postgres

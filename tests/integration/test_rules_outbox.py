@@ -11,10 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from examwatch.influx import Influx
+from examwatch.rulebook.configs import Severity
 from examwatch.settings import InfluxSettings
 from examwatch.store import open_store
 from rules import lifecycle
-from rules.model import Severity, Subject, SubjectType
+from rules.model import Subject, SubjectType
 from rules.outbox import Outbox
 from tests.servers import Influx as InfluxServer
 

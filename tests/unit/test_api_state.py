@@ -17,10 +17,11 @@ from examwatch import sample
 from examwatch.bands import Band
 from examwatch.inventory import Inventory
 from examwatch.kinds import KINDS
+from examwatch.rulebook.configs import Severity
 from examwatch.store import Readiness, open_store, writing
 from examwatch.timetable import Paper, Timetable
 from rules.lifecycle import open_alarm
-from rules.model import Severity, Subject
+from rules.model import Subject
 from tests.servers import wait_for
 
 S = 1_000_000_000

@@ -9,13 +9,13 @@ from typing import Any, cast
 import pytest
 import sqlalchemy as sa
 
+from examwatch import roster
 from examwatch.inventory import Inventory
 from examwatch.inventory import load as load_inventory
 from examwatch.settings import NotifySettings
 from examwatch.store import engine, open_store, silences, writing
 from examwatch.store.notify_models import Notification
 from examwatch.store.silences import SilenceError
-from notify import roster
 from notify.messages import AlarmTransition
 from notify.planner import Planned, Planner
 from notify.sender import RateLimit

@@ -9,9 +9,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from examwatch import roster
 from examwatch.datafile import DataFileError
 from examwatch.inventory import load as load_inventory
-from notify import messages, roster
+from notify import messages
+from notify import roster as routing
 from notify.messages import AlarmTransition
 
 ROOT = Path(__file__).parents[2]
@@ -36,25 +38,25 @@ def _transition(**over: object) -> AlarmTransition:
 
 
 def test_shipped_roster_routes_storage_power_through_three_levels(duty: roster.Roster) -> None:
-    assert roster.levels(duty, "S03", "power", "critical", drill=False) == [1, 2, 3]
-    assert roster.levels(duty, "S03", "camera", "critical", drill=False) == [1, 2]
-    assert roster.levels(duty, "S03", "camera", "warning", drill=False) == []
-    chief = roster.recipients(duty, 1, "S03", "power", "critical", False, dtime(17, 42))
+    assert routing.levels(duty, "S03", "power", "critical", drill=False) == [1, 2, 3]
+    assert routing.levels(duty, "S03", "camera", "critical", drill=False) == [1, 2]
+    assert routing.levels(duty, "S03", "camera", "warning", drill=False) == []
+    chief = routing.recipients(duty, 1, "S03", "power", "critical", False, dtime(17, 42))
     assert [(r.person, r.phone) for r in chief] == [("chief-S03", "13901000003")]
-    bureau = roster.recipients(duty, 3, "S03", "power", "critical", False, dtime(3, 0))
+    bureau = routing.recipients(duty, 3, "S03", "power", "critical", False, dtime(3, 0))
     assert sorted(r.phone for r in bureau) == ["13801000009", "95598000001"]
 
 
 def test_active_hours_pick_the_day_or_night_desk(duty: roster.Roster) -> None:
-    day = roster.recipients(duty, 2, "S01", "power", "critical", False, dtime(12, 0))
-    night = roster.recipients(duty, 2, "S01", "power", "critical", False, dtime(23, 30))
+    day = routing.recipients(duty, 2, "S01", "power", "critical", False, dtime(12, 0))
+    night = routing.recipients(duty, 2, "S01", "power", "critical", False, dtime(23, 30))
     assert sorted(r.phone for r in day) == ["13801000001", "13801000002"]
     assert [r.phone for r in night] == ["13801000003"]
 
 
 def test_drill_alarms_follow_drill_routes_only(duty: roster.Roster) -> None:
-    assert roster.levels(duty, "S01", "power", "critical", drill=True) == [1, 2]
-    people = roster.recipients(duty, 1, "S01", "power", "critical", True, dtime(10, 0))
+    assert routing.levels(duty, "S01", "power", "critical", drill=True) == [1, 2]
+    people = routing.recipients(duty, 1, "S01", "power", "critical", True, dtime(10, 0))
     assert [r.person for r in people] == ["drill-officer"]
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from rules.model import Severity
-from rules.rulesfile import AnyRule, RulesFile
+from examwatch.rulebook.configs import Severity
+from examwatch.rulebook.files import AnyRule, RulesFile
 from rules.types import RULE_TYPES, RuleType
 from rules.world import World
 from tests import rules_kit

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from examwatch.datafile import DataFileError
-from rules.rulesfile import load_dir
+from examwatch.rulebook.files import load_dir
 from rules.types import RULE_TYPES
 
 EXAMWATCH = str(Path(sys.executable).parent / "examwatch")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
+from examwatch.rulebook.configs import SkewConfig
 from rules.types._base import observe
-from rules.types.skew import SkewConfig, SkewRule
+from rules.types.skew import SkewRule
 from rules.world import World
 from tests.rules_kit import inventory, timetable
 

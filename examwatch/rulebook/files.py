@@ -15,14 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from examwatch import datafile
 from examwatch.datafile import DataFileError
 from examwatch.kinds import KINDS
-from rules.types import RULE_TYPES, SITE
-from rules.types.absence import AbsenceConfig
-from rules.types.coverage import CoverageConfig
-from rules.types.ratio import RatioConfig
-from rules.types.readiness import ReadinessConfig
-from rules.types.skew import SkewConfig
-from rules.types.threshold import ThresholdConfig
-from rules.types.timetable import TimetableConfig
+from examwatch.rulebook.configs import (
+    SITE,
+    AbsenceConfig,
+    CoverageConfig,
+    RatioConfig,
+    ReadinessConfig,
+    SkewConfig,
+    ThresholdConfig,
+    TimetableConfig,
+)
 
 AnyRule = Annotated[
     ThresholdConfig
@@ -34,8 +36,8 @@ AnyRule = Annotated[
     | SkewConfig,
     Field(discriminator="type"),
 ]
-_IN_UNION = {get_args(c.model_fields["type"].annotation)[0] for c in get_args(get_args(AnyRule)[0])}
-assert set(RULE_TYPES) == _IN_UNION, "the rules file's union and RULE_TYPES must name the same rule types"
+#: every rule type a rules file may name
+TYPE_NAMES = frozenset(get_args(c.model_fields["type"].annotation)[0] for c in get_args(get_args(AnyRule)[0]))
 
 
 class RulesFile(BaseModel):

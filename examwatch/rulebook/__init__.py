@@ -1,0 +1,1 @@
+"""Rules files: their schema (``configs``) and loading (``files``), shared by the rules engine and the API."""
