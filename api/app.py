@@ -23,6 +23,8 @@ from api.routes import (
     inventory,
     metrics,
     notifications,
+    roster,
+    rules,
     sites,
     timetable,
 )
@@ -35,7 +37,7 @@ log, and live updates over Server-Sent Events.
 
 Every endpoint but `/health` needs `Authorization: Bearer <token>` (`examwatch api token create`).
 Roles: **viewer** reads; **operator** also acknowledges, resolves, comments and silences; **admin** also
-changes the inventory and timetable, starts drills and manages tokens. Every write is in the
+changes the inventory, timetable, rules and roster, starts drills and manages tokens. Every write is in the
 audit log. Errors are RFC 9457 problem details (`application/problem+json`).
 """
 
@@ -62,7 +64,8 @@ def create_app(world: World) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     guarded = problem_responses(401, 403, 404)
-    for module in (sites, devices, alarms, notifications, timetable, drills, inventory, access, events, metrics):
+    for module in (sites, devices, alarms, notifications, timetable, drills, inventory, rules, roster, access, events,
+                   metrics):
         app.include_router(module.router, responses=guarded)
     app.add_middleware(Observe, metrics=app.state.metrics)
     return app

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from api.models.common import FieldError, Problem
-from examwatch.datafile import format_loc
+from examwatch.datafile import DataFileError, format_loc
 from examwatch.influx import InfluxRejected, InfluxUnavailable
 
 log = logging.getLogger("examwatch.api")
@@ -25,6 +27,18 @@ class Unprocessable(Exception):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_with(model: type[M], body: BaseModel, context: dict[str, Any]) -> M:
+    """Validate ``body`` again as ``model`` with ``context`` (checks that need the inventory or the
+    file it goes to); a failure is a 422 naming each ``body.…`` field, like FastAPI's own."""
+    try:
+        return model.model_validate(body.model_dump(mode="json", by_alias=True), context=context)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
 
 
 def problem_response(request: Request, status: int, detail: str, errors: list[FieldError] | None = None,
@@ -52,6 +66,11 @@ async def _unprocessable(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 422, str(exc), [FieldError(field=exc.field, message=exc.message)])
 
 
+async def _bad_file(request: Request, exc: Exception) -> JSONResponse:
+    log.error("a configuration file on disk is invalid: %s", exc)
+    return problem_response(request, 500, f"a configuration file on disk is invalid: {exc}")
+
+
 async def _influx_down(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 503, f"InfluxDB is unavailable: {exc}", headers={"Retry-After": "5"})
 
@@ -71,6 +90,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(Unprocessable, _unprocessable)
+    app.add_exception_handler(DataFileError, _bad_file)
     app.add_exception_handler(InfluxUnavailable, _influx_down)
     app.add_exception_handler(InfluxRejected, _influx_refused)
     app.add_exception_handler(Exception, _unexpected)

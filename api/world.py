@@ -14,9 +14,12 @@ import yaml
 
 from api.devstate import DeviceStates
 from examwatch import inventory as inventory_mod
+from examwatch import roster as roster_mod
 from examwatch import timetable as timetable_mod
 from examwatch.influx import Influx
 from examwatch.inventory import Inventory
+from examwatch.roster import Roster
+from examwatch.rulebook import files as rulebook
 from examwatch.settings import Settings
 from examwatch.store import open_store
 from examwatch.timetable import Timetable
@@ -68,3 +71,26 @@ class World:
         with self._lock:
             write_yaml(self.settings.timetable, tt.model_dump(mode="json", exclude_defaults=True))
             self.timetable = tt
+
+    def rules_files(self) -> dict[str, rulebook.RulesFile]:
+        """Every rules file (kind or ``site`` → its rules), as on disk. Raises DataFileError."""
+        directory = self.settings.rules.rules_dir
+        return {p.stem: rulebook.load_file(p) for p in sorted(directory.glob("*.yaml"))}
+
+    def replace_rules(self, kind: str, rules: rulebook.RulesFile) -> None:
+        """Check ``rules`` together with the other rules files (each name once, the site's silence
+        timeout the shortest), then write ``<kind>.yaml``. Raises DataFileError naming the fault."""
+        directory = self.settings.rules.rules_dir
+        with self._lock:
+            files = {**self.rules_files(), kind: rules}
+            rulebook.combine(files, directory)
+            write_yaml(directory / f"{kind}.yaml", rules.model_dump(mode="json", by_alias=True, exclude_defaults=True))
+
+    def roster(self) -> Roster:
+        """The duty roster as on disk. Raises DataFileError."""
+        return roster_mod.load(self.settings.notify.roster, {s.id for s in self.inventory.sites})
+
+    def replace_roster(self, roster: Roster) -> None:
+        """Write the roster file (the notifier re-reads it on request, or at its next start)."""
+        with self._lock:
+            write_yaml(self.settings.notify.roster, roster.model_dump(mode="json", exclude_defaults=True))

@@ -11,7 +11,7 @@ import getpass
 from dataclasses import dataclass
 from pathlib import Path
 
-from examwatch import credentials, topics
+from examwatch import control, credentials, topics
 from examwatch.inventory import Inventory
 from examwatch.settings import BrokerSettings
 
@@ -22,9 +22,14 @@ SERVICE_ACL: dict[str, tuple[str, ...]] = {
         f"topic read {topics.ALL}",
         f"topic write {topics.ROOT}/_alarm/#",
         f"topic write {topics.ROOT}/_readiness/#",
+        f"topic write {control.answer_topic('rules')}",
     ),
-    "api": (f"topic read {topics.ALL}", f"topic write {topics.ROOT}/_control/#"),
-    "notifier": (f"topic read {topics.ROOT}/_alarm/#",),
+    "api": (f"topic read {topics.ALL}", f"topic write {control.REQUESTS}"),
+    "notifier": (
+        f"topic read {topics.ROOT}/_alarm/#",
+        f"topic read {control.reload_topic('notifier')}",
+        f"topic write {control.answer_topic('notifier')}",
+    ),
 }
 
 

@@ -151,6 +151,9 @@ class ApiSettings(_Section):
         default_factory=list, description="command that runs a scenario; empty: this examwatch's `drill run`"
     )
     access_log: bool = Field(default=False, description="uvicorn logs every request")
+    reload_wait_s: float = Field(
+        default=5.0, ge=0.1, le=60, description="after saving rules or the roster, wait this long for an answer"
+    )
 
 
 class Settings(BaseSettings):

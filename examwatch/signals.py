@@ -19,3 +19,10 @@ def stop_on_signals(log: logging.Logger, doing: str) -> threading.Event:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     return stop
+
+
+def reload_on_hangup() -> threading.Event:
+    """An event set by SIGHUP: the service re-reads its files at its next turn."""
+    reload = threading.Event()
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: reload.set())
+    return reload

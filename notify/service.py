@@ -6,6 +6,8 @@ in one store transaction, commits, then acknowledges the messages and hands the 
 sender thread: a SIGKILL before the commit gets the messages again, after it finds the rows in
 the outbox. Reminders and escalations wait on a heap of deadlines (rebuilt from the store at
 start), so the loop sleeps exactly until the next one or the next message, and never polls.
+SIGHUP, or a request from the API on ``exam/v1/_control/reload/notifier`` (examwatch.control),
+re-reads the roster; a broken roster is logged (and answered) and the running one stays.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import paho.mqtt.client as paho
 import pydantic
 import sqlalchemy as sa
 
-from examwatch import credentials, mqtt, topics
+from examwatch import control, credentials, mqtt, topics
+from examwatch import roster as roster_file
+from examwatch.datafile import DataFileError
 from examwatch.inventory import Inventory
 from examwatch.roster import Roster
 from examwatch.settings import Settings
-from examwatch.signals import stop_on_signals
+from examwatch.signals import reload_on_hangup, stop_on_signals
 from examwatch.store import open_store, writing
 from notify import providers
 from notify.messages import AlarmTransition
@@ -36,6 +40,7 @@ from notify.sender import Sender, set_health
 log = logging.getLogger("examwatch.notify")
 SHARE_GROUP = "notify"
 ALARMS = f"{topics.ROOT}/_alarm/#"
+RELOAD_TOPIC = control.reload_topic("notifier")
 _S = 1_000_000_000
 Item = tuple[str, bytes, int, int]
 
@@ -65,7 +70,7 @@ class Service:
         if getattr(rc, "is_failure", False):
             log.error("broker refused the notifier: %s", rc)
             return
-        c.subscribe(f"$share/{SHARE_GROUP}/{ALARMS}", qos=1)
+        c.subscribe([(f"$share/{SHARE_GROUP}/{ALARMS}", 1), (RELOAD_TOPIC, 1)])
         log.info("connected (session present: %s)", flags.session_present)
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
@@ -90,9 +95,13 @@ class Service:
         mqtt.connect_and_wait(self.client, self.settings.mqtt, session_expiry_s=self.settings.notify.session_expiry_s,
                               receive_maximum=self.settings.notify.receive_maximum)
 
-    def loop(self, stop: threading.Event) -> None:
-        """Apply transitions as they arrive and timers as they fall due, until ``stop``."""
+    def loop(self, stop: threading.Event, reload: threading.Event) -> None:
+        """Apply transitions as they arrive and timers as they fall due, until ``stop``; re-read the
+        roster when ``reload`` is set."""
         while not stop.is_set():
+            if reload.is_set():
+                reload.clear()
+                self.reload()
             wait = 0.5 if not self.timers else min(0.5, max(0.0, self.timers[0][0] / _S - time.time()))
             items = self._held or self._take(max(wait, 0.0005))
             try:
@@ -121,10 +130,35 @@ class Service:
             pass
         return items
 
+    def reload(self) -> tuple[bool, str]:
+        """Re-read the roster file; a broken one keeps the running roster."""
+        path = self.settings.notify.roster
+        try:
+            duty = roster_file.load(path, {s.id for s in self.planner.inventory.sites})
+        except DataFileError as exc:
+            log.error("roster not reloaded, the running roster stays: %s", exc)
+            return False, f"not reloaded, the running roster stays: {exc}"
+        self.planner.roster = duty
+        log.info("roster reloaded: %d people, %d routes", len(duty.people), len(duty.routes))
+        return True, f"{len(duty.people)} people, {len(duty.routes)} routes loaded from {path}"
+
+    def _reload_requested(self, payload: bytes) -> None:
+        request = control.parse_request(payload)
+        if request is None:
+            log.error("not a reload request on %s, dropped", RELOAD_TOPIC)
+            return
+        log.info("reload requested by %s (%s)", request.by, request.id)
+        ok, detail = self.reload()
+        topic, answer = control.answer("notifier", request, ok, detail)
+        self.client.publish(topic, answer, qos=1, retain=True)
+
     def _apply(self, items: list[Item]) -> None:
         steps: list[Planned] = []
         with writing(self.store) as conn:
             for topic, payload, _mid, _qos in items:
+                if topic == RELOAD_TOPIC:
+                    self._reload_requested(payload)
+                    continue
                 try:
                     t = AlarmTransition.model_validate(json.loads(payload))
                 except (ValueError, pydantic.ValidationError) as exc:
@@ -171,15 +205,15 @@ class Service:
 
 
 def run(settings: Settings, inventory: Inventory, roster: Roster) -> None:
-    """Run until SIGTERM/SIGINT."""
-    stop = stop_on_signals(log, "stopping")
+    """Run until SIGTERM/SIGINT; SIGHUP re-reads the roster."""
+    stop, reload = stop_on_signals(log, "stopping"), reload_on_hangup()
     # The sender thread waits for the GIL while the main thread applies a batch: Python's default
     # 5 ms switch interval would add up to 5 ms to every SMS. The notifier trades throughput for latency.
     sys.setswitchinterval(0.0005)
     service = Service(settings, inventory, roster)
     service.start()
     try:
-        service.loop(stop)
+        service.loop(stop, reload)
     finally:
         service.stop()
 

@@ -4,8 +4,9 @@ MQTT v5 with a persistent session (client id ``rules-<worker>``) on the shared s
 ``$share/rules/exam/v1/#``: the engine's own group, so it sees every message whatever ingest
 does. Run one rules worker: absence and windows need all of a device's messages in one place.
 Messages are acknowledged only after the store transaction holding their effects commits
-(every ``commit_interval_ms``), so a SIGKILL loses nothing and repeats nothing. SIGHUP reloads
-the rules files; a broken file is logged and the running rules stay.
+(every ``commit_interval_ms``), so a SIGKILL loses nothing and repeats nothing. SIGHUP, or a
+request from the API on ``exam/v1/_control/reload/rules`` (examwatch.control), reloads the
+rules files; a broken file is logged (and answered) and the running rules stay.
 """
 
 from __future__ import annotations
@@ -17,17 +18,16 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 
 import paho.mqtt.client as paho
 
-from examwatch import credentials, mqtt, topics
+from examwatch import control, credentials, mqtt, topics
 from examwatch.datafile import DataFileError
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.inventory import Inventory
 from examwatch.rulebook.files import RuleSet, load_dir
 from examwatch.settings import Settings
-from examwatch.signals import stop_on_signals
+from examwatch.signals import reload_on_hangup, stop_on_signals
 from examwatch.store import open_store
 from examwatch.timetable import Timetable
 from rules.engine import Engine
@@ -38,6 +38,8 @@ from rules.world import World
 
 log = logging.getLogger("examwatch.rules")
 SHARE_GROUP = "rules"
+#: the API's reload requests come in order with telemetry, through the shared subscription
+RELOAD_TOPIC = control.reload_topic("rules")
 Item = tuple[str, bytes, float, int, int, bool]  # topic, payload, receive time, mid, qos, DUP
 
 
@@ -126,9 +128,12 @@ class Service:
                 self.reload()
             wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
             for topic, payload, recv_s, mid, qos, dup in self._take(wait):
-                obs = self.intake.observe(topic, payload, recv_s)
-                if obs is not None:
-                    self.engine.handle(obs, redelivered=dup)
+                if topic == RELOAD_TOPIC:
+                    self._reload_requested(payload)
+                else:
+                    obs = self.intake.observe(topic, payload, recv_s)
+                    if obs is not None:
+                        self.engine.handle(obs, redelivered=dup)
                 acks.append((mid, qos))
             self.engine.run_due()
             if time.monotonic() - last_commit >= interval:
@@ -154,14 +159,27 @@ class Service:
             self.client.ack(mid, qos)
         acks.clear()
 
-    def reload(self) -> None:
+    def reload(self) -> tuple[bool, str]:
+        """Re-read the rules files (SIGHUP, or a request from the API); a broken file keeps the running rules."""
+        directory = self.settings.rules.rules_dir
         try:
-            ruleset = load_dir(self.settings.rules.rules_dir)
+            ruleset = load_dir(directory)
         except DataFileError as exc:
             log.error("rules not reloaded, the running rules stay: %s", exc)
-            return
+            return False, f"not reloaded, the running rules stay: {exc}"
         self.engine.commit()
         self.engine.reload(ruleset)
+        return True, f"{len(ruleset.rules)} rules loaded from {directory}"
+
+    def _reload_requested(self, payload: bytes) -> None:
+        request = control.parse_request(payload)
+        if request is None:
+            log.error("not a reload request on %s, dropped", RELOAD_TOPIC)
+            return
+        log.info("reload requested by %s (%s)", request.by, request.id)
+        ok, detail = self.reload()
+        topic, answer = control.answer("rules", request, ok, detail)
+        self.client.publish(topic, answer, qos=1, retain=True)
 
     def stop(self) -> None:
         self._stopping = True
@@ -179,12 +197,7 @@ class Service:
 
 def run(settings: Settings, inventory: Inventory, timetable: Timetable, ruleset: RuleSet) -> None:
     """Run until SIGTERM/SIGINT; SIGHUP reloads the rules."""
-    stop, reload = stop_on_signals(log, "committing and stopping"), threading.Event()
-
-    def _hup(_signum: int, _frame: FrameType | None) -> None:
-        reload.set()
-
-    signal.signal(signal.SIGHUP, _hup)
+    stop, reload = stop_on_signals(log, "committing and stopping"), reload_on_hangup()
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack: for a hung engine
     service = Service(settings, inventory, timetable, ruleset)
     service.start()

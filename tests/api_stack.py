@@ -8,8 +8,10 @@ lifecycle functions, as the engine does; telemetry goes device → broker → in
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,11 +23,13 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from examwatch.inventory import load as load_inventory
 from examwatch.rulebook.configs import Severity
 from examwatch.store import Readiness, open_store, writing
 from examwatch.store.access import Role, create_token
 from rules.lifecycle import open_alarm
 from rules.model import Subject, SubjectType
+from tests.notify_kit import ROOT, roster_yaml
 from tests.servers import Influx as InfluxServer
 from tests.servers import Server, free_port, wait_for
 from tests.stack import EXAMWATCH, Stack, _toml
@@ -70,12 +74,17 @@ class ApiStack(Stack):
         (scenarios / "power-cut.yaml").write_text("name: power cut\n")
         api = {"port": self.api_port, "drills_dir": str(self.root / "drills"), "scenarios_dir": str(scenarios),
                "drill_command": [sys.executable, str(FAKE_DRILL)], "status_cache_s": 0.2, "sse_poll_ms": 50,
-               **self.api_overrides}
-        extra = {"timetable": str(self.timetable_path), "store": {"url": self.store_url}, "api": api}
-        text = self.config.read_text()
-        head, _, rest = text.partition("\n[")
-        self.config.write_text(head + f"timetable = {str(self.timetable_path)!r}\n\n[" + rest
-                               + "\n" + _toml({k: v for k, v in extra.items() if k != "timetable"}))
+               "reload_wait_s": 1.0, **self.api_overrides}
+        # The API writes the rules files and the roster: copies of its own, never the repository's.
+        self.rules_dir = self.root / "rules"
+        shutil.copytree(ROOT / "config" / "rules", self.rules_dir, dirs_exist_ok=True)
+        self.roster_path = self.root / "roster.yaml"
+        self.roster_path.write_text(roster_yaml([s.id for s in load_inventory(self.inventory_path).sites]))
+        doc = tomllib.loads(self.config.read_text())
+        doc.update(timetable=str(self.timetable_path), store={"url": self.store_url}, api=api,
+                   rules={"rules_dir": str(self.rules_dir), "restart_grace_s": 0, "tick_s": 0.2},
+                   notify={"roster": str(self.roster_path), "state_dir": str(self.root / "notify")})
+        self.config.write_text(_toml(doc))
 
     def start_api(self) -> None:
         self.store = open_store(self.store_url)

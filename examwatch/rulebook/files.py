@@ -6,6 +6,7 @@ The file's name says which kind its rules watch. A file that is not valid is ref
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Self, get_args
@@ -77,16 +78,23 @@ def load_dir(directory: Path) -> RuleSet:
     """Load every ``*.yaml`` in ``directory``; DataFileError names the file, line and field."""
     if not directory.is_dir():
         raise DataFileError(f"{directory}: no such rules directory")
+    return combine({path.stem: load_file(path) for path in sorted(directory.glob("*.yaml"))}, directory)
+
+
+def combine(files: Mapping[str, RulesFile], directory: Path) -> RuleSet:
+    """The rules of ``files`` (kind or ``site`` → its file) as one set; DataFileError when a rule name
+    is used twice or the site's silence timeout is not the shortest."""
     rules: list[tuple[str, AnyRule]] = []
     where: dict[str, Path] = {}
-    for path in sorted(directory.glob("*.yaml")):
-        for rule in load_file(path).rules:
+    for kind in sorted(files):
+        path = directory / f"{kind}.yaml"
+        for rule in files[kind].rules:
             if rule.name in where:
                 raise DataFileError(
                     f"{path}: rules: rule name {rule.name!r} is already used in {where[rule.name]}"
                 )
             where[rule.name] = path
-            rules.append((path.stem, rule))
+            rules.append((kind, rule))
     _check_site_timeout(rules, directory)
     return RuleSet(tuple(rules))
 

@@ -1,0 +1,81 @@
+"""Ask a running service to re-read its files (examwatch.control) and wait for its answer."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+from typing import Literal
+
+import paho.mqtt.client as paho
+from pydantic import BaseModel, Field, ValidationError
+
+from examwatch import control, credentials, mqtt
+from examwatch.control import Reloadable, ReloadAnswer, ReloadRequest
+from examwatch.settings import Settings
+
+log = logging.getLogger("examwatch.api")
+API_USER = credentials.service_user("api")
+_STEP_S = 3.0  # connecting, subscribing, publishing: each bounded
+
+
+class ReloadOutcome(BaseModel):
+    """What became of a reload request."""
+
+    service: Reloadable
+    state: Literal["applied", "refused", "no_answer", "broker_unreachable"] = Field(
+        description="applied: the service runs the new files; refused: it keeps the old ones (see detail); "
+        "no_answer: it did not answer in time (it reads the files when it next starts or gets the request); "
+        "broker_unreachable: the request was not sent"
+    )
+    detail: str
+
+
+def request_reload(settings: Settings, service: Reloadable, by: str) -> ReloadOutcome:
+    """Publish a reload request to ``service`` and wait up to ``api.reload_wait_s`` for its answer."""
+    request = ReloadRequest(id=secrets.token_hex(8), by=by)
+    answers: queue.SimpleQueue[ReloadAnswer] = queue.SimpleQueue()
+    subscribed = threading.Event()
+
+    def on_message(_c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+        try:
+            answer = ReloadAnswer.model_validate_json(msg.payload)
+        except ValidationError:
+            log.warning("not a reload answer on %s", msg.topic)
+            return
+        if answer.id == request.id:  # the retained answer to an older request is not ours
+            answers.put(answer)
+
+    c = mqtt.client(settings.mqtt, f"api-reload-{request.id}", API_USER,
+                    credentials.password(settings.secret.get_secret_value(), API_USER))
+    c.on_message = on_message
+    c.on_subscribe = lambda *_args: subscribed.set()
+    try:
+        mqtt.connect_and_wait(c, settings.mqtt, clean_start=True, timeout_s=_STEP_S)
+        c.subscribe(control.answer_topic(service), qos=1)
+        if not subscribed.wait(_STEP_S):
+            raise TimeoutError("the broker did not confirm the subscription")
+        info = c.publish(control.reload_topic(service), request.model_dump_json().encode(), qos=1)
+        info.wait_for_publish(_STEP_S)
+        if not info.is_published():
+            raise TimeoutError("the broker did not take the request")
+    except (mqtt.ConnectRefused, TimeoutError, RuntimeError, ValueError) as exc:
+        _close(c)
+        return ReloadOutcome(service=service, state="broker_unreachable",
+                             detail=f"the file is saved; {service} reads it at its next start ({exc})")
+    wait_s = settings.api.reload_wait_s
+    try:
+        answer = answers.get(timeout=wait_s)
+    except queue.Empty:
+        return ReloadOutcome(service=service, state="no_answer",
+                             detail=f"no answer from {service} within {wait_s:g} s; it reads "
+                                    f"{control.RELOADS[service]} when it gets the request or next starts")
+    finally:
+        _close(c)
+    return ReloadOutcome(service=service, state="applied" if answer.ok else "refused", detail=answer.detail)
+
+
+def _close(c: paho.Client) -> None:
+    c.disconnect()
+    c.loop_stop()
