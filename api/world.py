@@ -61,8 +61,18 @@ class World:
         return world
 
     def replace_inventory(self, inv: Inventory) -> None:
-        """Write ``inv`` to the inventory file and serve it from now on (services read it at their start)."""
+        """Write ``inv`` to the inventory file and serve it from now on (services read it at their start).
+
+        Raises ValueError when the roster routes alarms of a site ``inv`` lacks: the notifier would
+        refuse to start; change the roster first."""
         with self._lock:
+            path = self.settings.notify.roster
+            if path.exists():
+                kept = {s.id for s in inv.sites}
+                named = {site for route in roster_mod.load(path).routes for site in route.sites}
+                if named - kept:
+                    raise ValueError(f"the roster ({path.name}) routes alarms of sites this inventory lacks: "
+                                     f"{', '.join(sorted(named - kept))}; change the roster first")
             write_yaml(self.settings.inventory, inv.model_dump(mode="json", exclude_defaults=True))
             self.inventory = inv
 
@@ -87,8 +97,9 @@ class World:
             write_yaml(directory / f"{kind}.yaml", rules.model_dump(mode="json", by_alias=True, exclude_defaults=True))
 
     def roster(self) -> Roster:
-        """The duty roster as on disk. Raises DataFileError."""
-        return roster_mod.load(self.settings.notify.roster, {s.id for s in self.inventory.sites})
+        """The duty roster as on disk (its sites are checked against the inventory when it is
+        saved, not here). Raises DataFileError."""
+        return roster_mod.load(self.settings.notify.roster)
 
     def replace_roster(self, roster: Roster) -> None:
         """Write the roster file (the notifier re-reads it on request, or at its next start)."""

@@ -118,6 +118,15 @@ class Label(_Strict):
 
 
 class Roster(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [{
+        "people": [{"id": "chief-S01", "name": "S01主考", "phones": ["13900000001"]},
+                   {"id": "center-day", "name": "指挥中心白班", "phones": ["13800000001"],
+                    "active_hours": ["08:00-20:00"]}],
+        "routes": [{"name": "chief-S01", "level": 1, "sites": ["S01"], "people": ["chief-S01"]},
+                   {"name": "center", "level": 2, "people": ["center-day"]}],
+        "labels": {"power_mains_lost": {"zh": "保密室市电中断", "en": "storage-room mains lost"}},
+    }]})
+
     people: tuple[Person, ...] = Field(min_length=1)
     routes: tuple[Route, ...] = Field(min_length=1)
     labels: dict[str, Label] = Field(default_factory=dict, description="rule name → words used in messages")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Influx
+from tests.servers import Influx, Kannel
 from tests.stack import Stack
 
 pytest_plugins = ["tests.api_stack"]  # the `api` fixture: a running API over its own stack
@@ -45,3 +45,12 @@ def own_stack(tmp_path: Path) -> Iterator[Stack]:
         s.close()
     finally:
         server.kill()
+
+
+@pytest.fixture(scope="module")
+def kannel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
+    """Kannel (bearerbox, smsbox) with fakesmsc as its SMSC, shared by a test module."""
+    k = Kannel(tmp_path_factory.mktemp("kannel"))
+    k.start()
+    yield k
+    k.stop()

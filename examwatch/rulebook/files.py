@@ -42,7 +42,11 @@ TYPE_NAMES = frozenset(get_args(c.model_fields["type"].annotation)[0] for c in g
 
 
 class RulesFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [{"rules": [
+        {"name": "power_offline", "type": "absence", "severity": "critical", "timeout_s": 60},
+        {"name": "power_mains_lost", "type": "threshold", "field": "mains_v",
+         "levels": [{"severity": "critical", "below": 187}], "clear": {"above": 200}},
+    ]}]})
     rules: tuple[AnyRule, ...] = ()
 
     @model_validator(mode="after")

@@ -30,14 +30,6 @@ from tests.stack import EXAMWATCH, Stack, device_topic, telemetry
 TZ = ZoneInfo("Asia/Shanghai")
 
 
-@pytest.fixture(scope="module")
-def kannel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
-    k = Kannel(tmp_path_factory.mktemp("kannel"))
-    k.start()
-    yield k
-    k.stop()
-
-
 @pytest.fixture
 def procs(stack: Stack) -> Iterator[Processes]:
     p = Processes(stack)
