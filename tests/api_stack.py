@@ -9,7 +9,6 @@ lifecycle functions, as the engine does; telemetry goes device → broker → in
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 import tomllib
 from collections.abc import Iterator
@@ -34,7 +33,17 @@ from tests.servers import Influx as InfluxServer
 from tests.servers import Server, free_port, wait_for
 from tests.stack import EXAMWATCH, Stack, _toml
 
-FAKE_DRILL = Path(__file__).parent / "fake_drill.py"
+#: A short real drill for `POST /drills` (the API runs `examwatch drill run` on it).
+POWER_CUT = """\
+name: power-cut
+title: storage-room mains lost for 6 s
+paper: {paper}
+interval: 2
+warmup: 4s
+tail: 6s
+faults:
+  - {{type: mains_lost, device: S01-VAULT-PWR1, at: -50m, for: 6s}}
+"""
 
 
 class ApiProcess(Server):
@@ -71,9 +80,9 @@ class ApiStack(Stack):
              "end": (start + timedelta(hours=2)).isoformat()}]}, allow_unicode=True))
         scenarios = self.root / "scenarios"
         scenarios.mkdir(exist_ok=True)
-        (scenarios / "power-cut.yaml").write_text("name: power cut\n")
+        (scenarios / "power-cut.yaml").write_text(POWER_CUT.format(paper=self.paper))
         api = {"port": self.api_port, "drills_dir": str(self.root / "drills"), "scenarios_dir": str(scenarios),
-               "drill_command": [sys.executable, str(FAKE_DRILL)], "status_cache_s": 0.2, "sse_poll_ms": 50,
+               "status_cache_s": 0.2, "sse_poll_ms": 50,
                "reload_wait_s": 1.0, **self.api_overrides}
         # The API writes the rules files and the roster: copies of its own, never the repository's.
         self.rules_dir = self.root / "rules"

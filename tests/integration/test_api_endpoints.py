@@ -213,7 +213,10 @@ def test_drills_start_list_and_report(seeded: ApiStack) -> None:
     assert done["state"] == "passed"
     assert done["has_report"] is True
     assert done["started_by"] == "test-admin"
-    assert c.get(f"/drills/{drill_id}/report").json()["faults"][0]["seen"] is True
+    report = c.get(f"/drills/{drill_id}/report").json()  # the real `examwatch drill run`'s scored report
+    assert report["unseen"] == 0, report
+    assert report["faults"][0]["subject"] == "S01-VAULT-PWR1"
+    assert report["faults"][0]["detected"] is True
     assert drill_id in {d["id"] for d in c.get("/drills").json()["items"]}
     missing = admin.post("/drills", json={"scenario": "nope"})
     assert missing.status_code == 422
