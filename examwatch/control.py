@@ -12,9 +12,12 @@ it starts. Reloading twice is harmless, so a request redelivered after a crash i
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from typing import Literal
 
+import paho.mqtt.client as paho
 from pydantic import BaseModel, ConfigDict, Field
 
 from examwatch import topics
@@ -65,3 +68,17 @@ def answer(service: Reloadable, request: ReloadRequest, ok: bool, detail: str) -
     """The topic and payload of the answer to ``request``."""
     reply = ReloadAnswer(id=request.id, service=service, ok=ok, detail=detail[:2000])
     return answer_topic(service), reply.model_dump_json().encode()
+
+
+def obey(service: Reloadable, payload: bytes, reload: Callable[[], tuple[bool, str]], client: paho.Client,
+         log: logging.Logger) -> None:
+    """Carry out the request in ``payload`` with ``reload`` (which says ok and what it loaded, or
+    why not) and publish the answer, retained; a payload that is not a request is logged and dropped."""
+    request = parse_request(payload)
+    if request is None:
+        log.error("not a reload request on %s, dropped", reload_topic(service))
+        return
+    log.info("reload requested by %s (%s)", request.by, request.id)
+    ok, detail = reload()
+    topic, reply = answer(service, request, ok, detail)
+    client.publish(topic, reply, qos=1, retain=True)

@@ -142,22 +142,12 @@ class Service:
         log.info("roster reloaded: %d people, %d routes", len(duty.people), len(duty.routes))
         return True, f"{len(duty.people)} people, {len(duty.routes)} routes loaded from {path}"
 
-    def _reload_requested(self, payload: bytes) -> None:
-        request = control.parse_request(payload)
-        if request is None:
-            log.error("not a reload request on %s, dropped", RELOAD_TOPIC)
-            return
-        log.info("reload requested by %s (%s)", request.by, request.id)
-        ok, detail = self.reload()
-        topic, answer = control.answer("notifier", request, ok, detail)
-        self.client.publish(topic, answer, qos=1, retain=True)
-
     def _apply(self, items: list[Item]) -> None:
         steps: list[Planned] = []
         with writing(self.store) as conn:
             for topic, payload, _mid, _qos in items:
                 if topic == RELOAD_TOPIC:
-                    self._reload_requested(payload)
+                    control.obey("notifier", payload, self.reload, self.client, log)
                     continue
                 try:
                     t = AlarmTransition.model_validate(json.loads(payload))

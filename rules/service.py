@@ -129,7 +129,7 @@ class Service:
             wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
             for topic, payload, recv_s, mid, qos, dup in self._take(wait):
                 if topic == RELOAD_TOPIC:
-                    self._reload_requested(payload)
+                    control.obey("rules", payload, self.reload, self.client, log)
                 else:
                     obs = self.intake.observe(topic, payload, recv_s)
                     if obs is not None:
@@ -170,16 +170,6 @@ class Service:
         self.engine.commit()
         self.engine.reload(ruleset)
         return True, f"{len(ruleset.rules)} rules loaded from {directory}"
-
-    def _reload_requested(self, payload: bytes) -> None:
-        request = control.parse_request(payload)
-        if request is None:
-            log.error("not a reload request on %s, dropped", RELOAD_TOPIC)
-            return
-        log.info("reload requested by %s (%s)", request.by, request.id)
-        ok, detail = self.reload()
-        topic, answer = control.answer("rules", request, ok, detail)
-        self.client.publish(topic, answer, qos=1, retain=True)
 
     def stop(self) -> None:
         self._stopping = True
