@@ -19,6 +19,7 @@ from examwatch.rejects import Reason
 @dataclass
 class Stats:
     received: int = 0
+    service: int = 0  # messages on service topics (alarms, readiness, control): not telemetry, not stored
     written: int = 0  # points InfluxDB took (directly or from the spool)
     dropped: int = 0  # points InfluxDB dropped in a partial write (field type conflict)
     spooled: int = 0  # batches put in the spool
@@ -33,6 +34,7 @@ class Stats:
         """This worker's counters as an ``ingest_stats`` point (written through the same pipeline)."""
         fields = [
             f"received={self.received}i",
+            f"service={self.service}i",
             f"written={self.written}i",
             f"dropped={self.dropped}i",
             f"spooled={self.spooled}i",
@@ -55,6 +57,7 @@ class StatsCollector(Collector):
         s, w = self.stats, [self.worker]
         for name, value, doc in (
             ("received", s.received, "MQTT messages received"),
+            ("service_messages", s.service, "messages on service topics (alarms, readiness, control), not stored"),
             ("written", s.written, "points written to InfluxDB"),
             ("dropped", s.dropped, "points InfluxDB dropped (field type conflict)"),
             ("spooled_batches", s.spooled, "batches kept in the spool while InfluxDB was unavailable"),

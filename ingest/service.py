@@ -86,6 +86,8 @@ class Ingest:
             line = self.decoder.reject_line(msg.topic, msg.payload, time.time_ns(), reason, repr(exc))
         if reason is not None:
             self.stats.rejected[reason] += 1
+        elif line is None:
+            self.stats.service += 1
         full = self.batcher.add(line, msg.mid, msg.qos)
         if full is not None:
             self.writer.submit(full)
@@ -119,9 +121,9 @@ class Ingest:
         self.writer.stop()
         self.client.disconnect()
         self.client.loop_stop()
-        log.info(
-            "stopped: %d received, %d written, %d in spool", self.stats.received, self.stats.written, len(self.spool)
-        )
+        s = self.stats
+        log.info("stopped: %d received (%d on service topics, not stored), %d points written, %d in spool",
+                 s.received, s.service, s.written, len(self.spool))
 
 
 def run(settings: Settings, inventory: Inventory, worker: str) -> None:

@@ -101,10 +101,11 @@ def test_sigterm_flushes_acks_and_disconnects(stack: Stack) -> None:
     assert ingest.proc is not None
     ingest.stop(signal.SIGTERM)
     log = (ingest.root / f"{ingest.name}.out").read_text()
-    m = re.search(r"stopped: (\d+) received, \d+ written, (\d+) in spool", log)
+    m = re.search(r"stopped: (\d+) received \((\d+) on service topics, not stored\), \d+ points written, "
+                  r"(\d+) in spool", log)
     assert m, log[-1000:]
-    received, spooled = int(m.group(1)), int(m.group(2))
-    assert spooled == 0
+    received, service, spooled = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    assert (service, spooled) == (0, 0)
     assert stack.count("camera") == received  # everything taken was written before exit
     ingest.start(timeout=30)  # the rest waited in the persistent session
     stack.wait_count("camera", len(msgs))

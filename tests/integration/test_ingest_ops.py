@@ -28,13 +28,16 @@ def test_metrics_count_received_written_and_rejected(stack: Stack) -> None:
     ]
     msgs.append((device_topic(stack, "S01-R01-CAM1"), b"garbage"))
     publish_all(gw, msgs)
+    # A service's message (here the rules engine's alarm) reaches ingest too: counted, not stored, not refused.
+    publish_all(stack.client(credentials.service_user("rules")), [("exam/v1/_alarm/S01/r/S01-R01-CAM1", b"{}")])
     stack.wait_count("camera", 50)
 
     def counted() -> bool:
         text = _metrics(port)
         return (
-            'examwatch_ingest_received_total{worker="1"} 51.0' in text
+            'examwatch_ingest_received_total{worker="1"} 52.0' in text
             and 'examwatch_ingest_rejected_total{reason="not_json",worker="1"} 1.0' in text
+            and 'examwatch_ingest_service_messages_total{worker="1"} 1.0' in text
         )
 
     wait_for(counted, 30, "metrics to count the messages")
