@@ -7,9 +7,11 @@ imports a service.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, NoReturn, ParamSpec, TypeVar
@@ -44,6 +46,21 @@ ConfigOption = Annotated[
         "--config", "-c", envvar="EXAMWATCH_CONFIG", help="settings TOML file (see config/examwatch.sample.toml)"
     ),
 ]
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+LogLevelOption = Annotated[LogLevel, typer.Option(case_sensitive=False, help="how much the service logs")]
+
+
+def start_logging(level: LogLevel) -> None:
+    """Log to stderr with time and logger name, as every service does."""
+    logging.basicConfig(level=level.value, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

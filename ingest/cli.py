@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Annotated
 
 import typer
 
-from examwatch.cli import ConfigOption, fail, inventory_or_exit, settings_or_exit
+from examwatch.cli import (
+    ConfigOption,
+    LogLevel,
+    LogLevelOption,
+    fail,
+    inventory_or_exit,
+    settings_or_exit,
+    start_logging,
+)
 from examwatch.mqtt import ConnectRefused
 from ingest import service
 
@@ -21,7 +28,7 @@ def ingest(
     worker: Annotated[
         str, typer.Option(help="stable worker name: MQTT client id ingest-<worker> and its spool directory")
     ] = "1",
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    log_level: LogLevelOption = LogLevel.INFO,
 ) -> None:
     """Consume exam/v1/# through the shared subscription $share/ingest, validate every message
     against the device contract and the inventory, and write points to InfluxDB in batches.
@@ -33,7 +40,7 @@ def ingest(
     """
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", worker):
         fail("--worker must be 1-32 letters, digits, '-' or '_'")
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    start_logging(log_level)
     settings = settings_or_exit(config)
     inventory = inventory_or_exit(settings.inventory)
     try:

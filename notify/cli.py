@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +11,17 @@ import sqlalchemy as sa
 import typer
 
 from examwatch import roster
-from examwatch.cli import ConfigOption, fail, inventory_or_exit, or_exit, settings_or_exit, store_or_exit
+from examwatch.cli import (
+    ConfigOption,
+    LogLevel,
+    LogLevelOption,
+    fail,
+    inventory_or_exit,
+    or_exit,
+    settings_or_exit,
+    start_logging,
+    store_or_exit,
+)
 from examwatch.mqtt import ConnectRefused
 from examwatch.store import silences
 from examwatch.store.notify_models import Notification, NotifyHealth
@@ -26,13 +35,11 @@ app.add_typer(silence_app, name="silence")
 ByOption = Annotated[str, typer.Option("--by", help="who does it (kept with the silence)")]
 
 
-
-
 @app.callback()
 def notify(
     ctx: typer.Context,
     config: ConfigOption = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    log_level: LogLevelOption = LogLevel.INFO,
 ) -> None:
     """Send SMS for alarms (with no subcommand), or manage silences and look at the outbox.
 
@@ -52,7 +59,7 @@ def notify(
         return
     from notify import service  # noqa: PLC0415 - subcommands need not load paho and the service
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    start_logging(log_level)
     settings = settings_or_exit(config)
     inventory = inventory_or_exit(settings.inventory)
     duty = or_exit(roster.load, settings.notify.roster, {s.id for s in inventory.sites})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +11,17 @@ import sqlalchemy as sa
 import typer
 
 from examwatch import timetable as timetable_mod
-from examwatch.cli import ConfigOption, fail, inventory_or_exit, or_exit, settings_or_exit, store_or_exit
+from examwatch.cli import (
+    ConfigOption,
+    LogLevel,
+    LogLevelOption,
+    fail,
+    inventory_or_exit,
+    or_exit,
+    settings_or_exit,
+    start_logging,
+    store_or_exit,
+)
 from examwatch.datafile import DataFileError
 from examwatch.mqtt import ConnectRefused
 from examwatch.rulebook import files as rulesfile
@@ -24,13 +33,11 @@ ByOption = Annotated[str, typer.Option("--by", help="who does it (kept with the 
 CommentOption = Annotated[str, typer.Option("--comment", help="why, what was done")]
 
 
-
-
 @app.callback()
 def rules(
     ctx: typer.Context,
     config: ConfigOption = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    log_level: LogLevelOption = LogLevel.INFO,
 ) -> None:
     """Evaluate the rules on the live stream (with no subcommand), or manage alarms.
 
@@ -49,7 +56,7 @@ def rules(
     if ctx.invoked_subcommand is not None:
         ctx.obj = config
         return
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    start_logging(log_level)
     settings = settings_or_exit(config)
     inventory = inventory_or_exit(settings.inventory)
     try:
