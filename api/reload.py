@@ -11,12 +11,11 @@ from typing import Literal
 import paho.mqtt.client as paho
 from pydantic import BaseModel, Field, ValidationError
 
-from examwatch import control, credentials, mqtt
+from examwatch import control, mqtt
 from examwatch.control import Reloadable, ReloadAnswer, ReloadRequest
 from examwatch.settings import Settings
 
 log = logging.getLogger("examwatch.api")
-API_USER = credentials.service_user("api")
 _STEP_S = 3.0  # connecting, subscribing, publishing: each bounded
 
 
@@ -47,8 +46,7 @@ def request_reload(settings: Settings, service: Reloadable, by: str) -> ReloadOu
         if answer.id == request.id:  # the retained answer to an older request is not ours
             answers.put(answer)
 
-    c = mqtt.client(settings.mqtt, f"api-reload-{request.id}", API_USER,
-                    credentials.password(settings.secret.get_secret_value(), API_USER))
+    c = mqtt.service_client(settings, "api", f"api-reload-{request.id}")
     c.on_message = on_message
     c.on_subscribe = lambda *_args: subscribed.set()
     try:

@@ -11,7 +11,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from examwatch.settings import MqttSettings
+from examwatch import credentials
+from examwatch.settings import MqttSettings, Settings
 
 
 def client(
@@ -33,6 +34,13 @@ def client(
     if cfg.tls:
         c.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
     return c
+
+
+def service_client(settings: Settings, service: str, client_id: str, *, manual_ack: bool = False) -> paho.Client:
+    """A client of ``service`` (user ``svc-<service>``, its password derived from the secret)."""
+    user = credentials.service_user(service)
+    return client(settings.mqtt, client_id, user, credentials.password(settings.secret.get_secret_value(), user),
+                  manual_ack=manual_ack)
 
 
 def connect_properties(*, session_expiry_s: int = 0, receive_maximum: int = 0) -> Properties:

@@ -14,7 +14,7 @@ import time
 import paho.mqtt.client as paho
 from prometheus_client import CollectorRegistry, start_http_server
 
-from examwatch import credentials, mqtt, topics
+from examwatch import mqtt, topics
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.inventory import Inventory
 from examwatch.rejects import Reason
@@ -40,14 +40,7 @@ class Ingest:
         self.batcher = Batcher(cfg.batch_size, cfg.batch_latency_ms / 1000)
         self.influx = Influx(settings.influx)
         self.spool = Spool(cfg.spool_dir / worker)
-        user = credentials.service_user("ingest")
-        self.client = mqtt.client(
-            settings.mqtt,
-            f"ingest-{worker}",
-            user,
-            credentials.password(settings.secret.get_secret_value(), user),
-            manual_ack=True,
-        )
+        self.client = mqtt.service_client(settings, "ingest", f"ingest-{worker}", manual_ack=True)
         self.writer = Writer(
             self.influx,
             self.spool,

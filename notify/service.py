@@ -24,7 +24,7 @@ import paho.mqtt.client as paho
 import pydantic
 import sqlalchemy as sa
 
-from examwatch import control, credentials, mqtt, topics
+from examwatch import control, mqtt, topics
 from examwatch import roster as roster_file
 from examwatch.datafile import DataFileError
 from examwatch.inventory import Inventory
@@ -58,9 +58,7 @@ class Service:
         self.timers: list[tuple[int, int]] = []
         self._armed: set[tuple[int, int]] = set()
         self._held: list[Item] = []
-        user = credentials.service_user("notifier")
-        self.client = mqtt.client(settings.mqtt, f"notify-{cfg.worker}", user,
-                                  credentials.password(settings.secret.get_secret_value(), user), manual_ack=True)
+        self.client = mqtt.service_client(settings, "notifier", f"notify-{cfg.worker}", manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self._stopping = False

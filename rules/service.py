@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as paho
 
-from examwatch import control, credentials, mqtt, topics
+from examwatch import control, mqtt, topics
 from examwatch.datafile import DataFileError
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.inventory import Inventory
@@ -62,14 +62,7 @@ class Service:
         )
         self.intake = Intake(self.world)
         self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
-        user = credentials.service_user("rules")
-        self.client = mqtt.client(
-            settings.mqtt,
-            f"rules-{cfg.worker}",
-            user,
-            credentials.password(settings.secret.get_secret_value(), user),
-            manual_ack=True,
-        )
+        self.client = mqtt.service_client(settings, "rules", f"rules-{cfg.worker}", manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.influx = Influx(settings.influx)

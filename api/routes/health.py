@@ -13,10 +13,9 @@ from fastapi.responses import JSONResponse
 from api.deps import WorldDep
 from api.models.misc import Check, Health
 from api.world import World
-from examwatch import credentials, mqtt
+from examwatch import mqtt
 
 router = APIRouter(prefix="/health", tags=["health"])
-API_USER = credentials.service_user("api")
 BROKER_TIMEOUT_S = 3.0
 
 
@@ -31,8 +30,7 @@ def _timed(check: Callable[[], str]) -> Check:
 
 def _broker(world: World) -> str:
     cfg = world.settings.mqtt
-    c = mqtt.client(cfg, f"api-health-{secrets.token_hex(4)}", API_USER,
-                    credentials.password(world.settings.secret.get_secret_value(), API_USER))
+    c = mqtt.service_client(world.settings, "api", f"api-health-{secrets.token_hex(4)}")
     try:
         mqtt.connect_and_wait(c, cfg, clean_start=True, timeout_s=BROKER_TIMEOUT_S)
     finally:
