@@ -24,9 +24,8 @@ from typing import Annotated
 
 import typer
 
+from bench.child import REPO
 from bench.rig import Rig, Soak, Trial
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)

@@ -9,32 +9,33 @@ paho's 16-bit message ids.
 Messages go round-robin over the publisher's devices, so the mix of kinds is the inventory's.
 Every message gets its own device timestamp ``base_ms + j * stride + offset``, so no two points
 share series and time and the points in InfluxDB can be counted against the messages sent.
+
+Publishers and the counting subscriber run as ``python -m bench.load publish|count`` (see
+``start_publisher`` and ``start_counter``), driven over pipes by bench.child: fresh interpreters,
+so they share no GIL with the measured processes, and no semaphores, so no /dev/shm is needed.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import random
 import select
+import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.child import Child, Control
 from examwatch import credentials, inventory, topics
 from examwatch.mqtt import connect_properties
 from simulators.readings import TELEMETRY
 
-#: Subscribers and publishers are spawned, not forked: the parent has threads (paho, HTTP pools).
-CTX = mp.get_context("spawn")
 KEEPALIVE_S = 30
 
 
@@ -66,6 +67,12 @@ class PublishSpec:
     rate: float = 0.0    # messages/s for this publisher; 0 = as fast as the broker takes them
     duration_s: float = 0.0
     seed: int = 1
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PublishSpec:
+        """The spec back from its JSON form (``asdict``)."""
+        return cls(**{**d, "broker": Broker(**d["broker"]), "inventory": Path(d["inventory"]),
+                      "sites": tuple(d["sites"])})
 
 
 #: The kind each publisher sends last: few series, so InfluxDB counts it cheaply (see rig.Rig.trial).
@@ -167,9 +174,12 @@ class _Publisher:
             conn.client.disconnect()
 
 
-def publisher_main(
-    spec: PublishSpec, ready: Event, go: Event, stop: Event, out: Queue[PublishResult]
-) -> None:
+def start_publisher(spec: PublishSpec, what: str) -> Child:
+    """Start a publisher process for ``spec``; it reports a ``PublishResult``."""
+    return Child(what, "bench.load", "publish", asdict(spec))
+
+
+def publisher_main(spec: PublishSpec, ctl: Control) -> None:
     """Entry point of a publisher process: connect, prepare, wait for ``go``, publish, report."""
     inv = inventory.load(spec.inventory)
     pub = _Publisher(spec)
@@ -179,14 +189,14 @@ def publisher_main(
     sentinels = [i for i, (_, topic, _) in enumerate(batch) if topic.split("/")[3] == SENTINEL_KIND]
     if sentinels:  # end on a sentinel: when it is in InfluxDB, (nearly) everything before it is too
         batch.append(batch.pop(sentinels[-1]))
-    ready.set()
-    go.wait()
+    ctl.ready()
+    ctl.wait_go()
     first = time.monotonic()
     sent = 0
     if spec.rate:
         # Paced: publish what is due every 10 ms until the duration is over or stop is set.
         end = first + spec.duration_s
-        while not stop.is_set() and (now := time.monotonic()) < end:
+        while not ctl.stop.is_set() and (now := time.monotonic()) < end:
             due = int((now - first) * spec.rate)
             while sent < due:
                 pub.publish(*next(source))
@@ -197,7 +207,7 @@ def publisher_main(
             pub.publish(site, topic, payload)
         sent = len(batch)
     last = pub.drain()
-    out.put(PublishResult(sent, len(sentinels), first, last))
+    ctl.report(asdict(PublishResult(sent, len(sentinels), first, last)))
     pub.close()
 
 
@@ -208,15 +218,34 @@ class CountResult:
     last: float
 
 
-def counter_main(
-    broker: Broker, expected: int, idle_s: float, ready: Event, out: Queue[CountResult], quit_: Event
-) -> None:
+@dataclass(frozen=True)
+class CountSpec:
+    """What the counting subscriber waits for: ``expected`` messages, or none for ``idle_s``."""
+
+    broker: Broker
+    expected: int
+    idle_s: float
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CountSpec:
+        """The spec back from its JSON form (``asdict``)."""
+        return cls(**{**d, "broker": Broker(**d["broker"])})
+
+
+def start_counter(spec: CountSpec) -> Child:
+    """Start the counting subscriber; it reports a ``CountResult`` and stays until closed."""
+    return Child("counting subscriber", "bench.load", "count", asdict(spec))
+
+
+def counter_main(spec: CountSpec, ctl: Control) -> None:
     """A subscriber that only counts: the broker's bare relay rate, on the same subscription form as ingest.
 
     It subscribes at QoS 1 to a shared subscription of its own group as ``svc-ingest`` and acks
     each QoS 1 message as paho does by default, right after the callback. It reports when
-    ``expected`` messages arrived, or when none came for ``idle_s`` (QoS 0 may lose some).
+    ``expected`` messages arrived, or when none came for ``idle_s`` (QoS 0 may lose some),
+    then stays (so its CPU time can still be read) until the parent stops it.
     """
+    broker, expected, idle_s = spec.broker, spec.expected, spec.idle_s
     state = {"n": 0, "first": 0.0, "last": 0.0}
     done = threading.Event()
     user = credentials.service_user("ingest")
@@ -240,15 +269,30 @@ def counter_main(
     c.subscribe(f"$share/bench/{topics.ALL}", qos=1)
     if not subscribed.wait(10):
         raise RuntimeError("counter: no SUBACK")
-    ready.set()
+    ctl.ready()
     seen, seen_at = 0, time.monotonic()
-    while not done.wait(0.25):
+    while not done.wait(0.25) and not ctl.stop.is_set():
         now = time.monotonic()
         if state["n"] != seen:
             seen, seen_at = int(state["n"]), now
         elif now - seen_at > (idle_s if seen else 60):
             break
-    out.put(CountResult(int(state["n"]), state["first"], state["last"]))
-    quit_.wait()
+    ctl.report(asdict(CountResult(int(state["n"]), state["first"], state["last"])))
+    ctl.stop.wait()
     c.disconnect()
     c.loop_stop()
+
+
+def main(role: str) -> None:
+    """``python -m bench.load publish|count``: one load process, its spec on stdin (bench.child)."""
+    ctl = Control()
+    if role == "publish":
+        publisher_main(PublishSpec.from_dict(ctl.spec), ctl)
+    elif role == "count":
+        counter_main(CountSpec.from_dict(ctl.spec), ctl)
+    else:
+        raise SystemExit(f"bench.load: unknown role {role!r} (publish or count)")
+
+
+if __name__ == "__main__":
+    main(" ".join(sys.argv[1:]))

@@ -4,6 +4,7 @@
 A trial publishes a known number of messages and times first publish → last message counted
 (bare relay) or → last point queryable in InfluxDB (ingest). The CPU seconds of every process
 taking part are read from /proc before and after, so each trial also says where the CPU went.
+Publishers and the counting subscriber are processes of their own (bench.load, bench.child).
 """
 
 from __future__ import annotations
@@ -12,20 +13,20 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
 from bench import procstat
+from bench.child import Child
 from bench.load import (
-    CTX,
     SENTINEL_KIND,
     Broker,
     CountResult,
+    CountSpec,
     PublishResult,
     PublishSpec,
-    counter_main,
-    publisher_main,
+    start_counter,
+    start_publisher,
 )
 from tests.servers import Influx as InfluxServer
 from tests.servers import wait_for
@@ -186,47 +187,43 @@ class Rig:
                 return n, seen_at
             time.sleep(interval)
 
+    @staticmethod
+    def _start_publishers(children: contextlib.ExitStack, specs: list[PublishSpec]) -> list[Child]:
+        """One publisher process per spec, closed with ``children``; returns when all are ready."""
+        pubs = [children.enter_context(start_publisher(spec, f"publisher {i}")) for i, spec in enumerate(specs)]
+        for p in pubs:
+            p.wait_ready()
+        return pubs
+
+    @staticmethod
+    def _results(pubs: list[Child]) -> list[PublishResult]:
+        """What each publisher sent, once it has finished."""
+        return [PublishResult(**p.result()) for p in pubs]
+
     def trial(self, name: str, qos: int, messages: int, idle_s: float = 15.0) -> Trial:
         """Publish ``messages`` at ``qos``; count them at a bare subscriber (``relay``) or in InfluxDB."""
         base = self._window(messages)
-        go, stop = CTX.Event(), CTX.Event()
-        results: Queue[PublishResult] = CTX.Queue()
-        counted: Queue[CountResult] = CTX.Queue()
-        procs = []
         pids = self._pids(name)
-        if name == "relay":
-            ready = CTX.Event()
-            args = (self.brokers["relay"], messages, 3.0, ready, counted, stop)
-            counter = CTX.Process(target=counter_main, args=args)
-            counter.start()
-            procs.append(counter)
-            _wait_event(ready, counter, "counting subscriber")
-            assert counter.pid is not None
-            pids["counter"] = counter.pid
-        for i, spec in enumerate(self._specs(name, qos, messages, base)):
-            ready = CTX.Event()
-            p = CTX.Process(target=publisher_main, args=(spec, ready, go, stop, results))
-            p.start()
-            procs.append(p)
-            _wait_event(ready, p, f"publisher {i}")
-            assert p.pid is not None
-            pids[f"publisher-{i}"] = p.pid
-        cpu0 = {k: procstat.cpu_seconds(pid) for k, pid in pids.items()}
-        go.set()
-        try:
-            pubs = [results.get(timeout=600) for _ in range(self.publishers)]
+        with contextlib.ExitStack() as children:
+            counter = None
             if name == "relay":
-                got = counted.get(timeout=600)
+                counter = children.enter_context(start_counter(CountSpec(self.brokers["relay"], messages, 3.0)))
+                counter.wait_ready()
+                pids["counter"] = counter.pid
+            pubs = self._start_publishers(children, self._specs(name, qos, messages, base))
+            pids |= {f"publisher-{i}": p.pid for i, p in enumerate(pubs)}
+            cpu0 = {k: procstat.cpu_seconds(pid) for k, pid in pids.items()}
+            for p in pubs:
+                p.go()
+            results = self._results(pubs)
+            if counter is not None:
+                got = CountResult(**counter.result())
                 arrived, end = got.received, got.last
             else:
-                arrived, end = self._wait_points(base, messages, sum(r.sentinels for r in pubs), idle_s)
+                arrived, end = self._wait_points(base, messages, sum(r.sentinels for r in results), idle_s)
             cpu = {k: procstat.cpu_seconds(pid) - cpu0[k] for k, pid in pids.items()}
             hwm = sum(procstat.memory_kb(pid, "VmHWM") for pid in self.ingest_pids.values())
-        finally:
-            stop.set()
-            for p in procs:
-                p.join(30)
-        start = min(r.first_publish for r in pubs)
+        start = min(r.first_publish for r in results)
         workers = len(self.ingest_pids) if name == "ingest" else 0
         return Trial(name, qos, workers, messages, arrived, end - start, cpu, hwm)
 
@@ -234,43 +231,23 @@ class Rig:
         """Publish at ``rate`` msgs/s (QoS 1) for ``seconds``, sampling ingest worker 1's RSS."""
         span = int(rate * seconds * 1.2) + 1000
         base = self._window(span)
-        go, stop = CTX.Event(), CTX.Event()
-        results: Queue[PublishResult] = CTX.Queue()
-        procs = []
-        for i, spec in enumerate(self._specs("ingest", 1, 0, base, rate=rate, duration_s=seconds)):
-            ready = CTX.Event()
-            p = CTX.Process(target=publisher_main, args=(spec, ready, go, stop, results))
-            p.start()
-            procs.append(p)
-            _wait_event(ready, p, f"publisher {i}")
-        pid = self.ingest_pids["ingest-1"]
-        result = Soak(rate, seconds)
-        cpu0 = procstat.cpu_seconds(pid)
-        t0 = time.monotonic()
-        go.set()
-        try:
+        with contextlib.ExitStack() as children:
+            pubs = self._start_publishers(children, self._specs("ingest", 1, 0, base, rate=rate, duration_s=seconds))
+            pid = self.ingest_pids["ingest-1"]
+            result = Soak(rate, seconds)
+            cpu0 = procstat.cpu_seconds(pid)
+            t0 = time.monotonic()
+            for p in pubs:
+                p.go()
             while (t := time.monotonic() - t0) < seconds:
                 result.samples.append((t, procstat.memory_kb(pid, "VmRSS")))
                 time.sleep(min(sample_s, max(seconds - t, 0.0)))
-            pubs = [results.get(timeout=600) for _ in range(self.publishers)]
+            results = self._results(pubs)
             result.samples.append((time.monotonic() - t0, procstat.memory_kb(pid, "VmRSS")))
-            result.sent = sum(r.sent for r in pubs)
+            result.sent = sum(r.sent for r in results)
             with contextlib.suppress(TimeoutError):  # a shortfall is reported, not raised
                 wait_for(lambda: self.points(base, span) >= result.sent, 120, "soak points", interval=0.5)
             result.arrived = self.points(base, span)
             result.ingest_cpu_s = procstat.cpu_seconds(pid) - cpu0
-        finally:
-            stop.set()
-            for p in procs:
-                p.join(30)
         return result
 
-
-def _wait_event(ev: Any, proc: Any, what: str, timeout: float = 60.0) -> None:
-    """Wait until ``proc`` sets ``ev``; fail at once if it exits first (its traceback is on stderr)."""
-    deadline = time.monotonic() + timeout
-    while not ev.wait(0.1):
-        if not proc.is_alive():
-            raise RuntimeError(f"{what} exited with {proc.exitcode} before it was ready")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not get ready within {timeout:.0f} s")
