@@ -32,7 +32,7 @@ from examwatch.store import open_store
 from examwatch.timetable import Timetable
 from rules.engine import Engine
 from rules.intake import Intake
-from rules.model import Clock, system_clock
+from rules.model import Clock, Refusal, system_clock
 from rules.outbox import Outbox
 from rules.world import World
 
@@ -127,7 +127,9 @@ class Service:
             wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
             for topic, payload, recv_s, mid, qos, dup in self._take(wait):
                 obs = self.intake.observe(topic, payload, recv_s)
-                if obs is not None:
+                if isinstance(obs, Refusal):
+                    self.engine.refuse(obs)
+                elif obs is not None:
                     self.engine.handle(obs, redelivered=dup)
                 acks.append((mid, qos))
             self.engine.run_due()

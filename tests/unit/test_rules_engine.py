@@ -9,11 +9,21 @@ import pytest
 
 from rules import lifecycle
 from rules.engine import Engine
+from rules.intake import Intake
+from rules.model import Refusal
 from rules.types._base import observe
-from tests.rules_kit import FakeClock, alarms, beat, engine, timetable, transitions
+from tests.rules_kit import TEST_RULES, FakeClock, alarms, beat, engine, timetable, transitions
 
 JAM = "S01-R01-JAM1"
 JAM_KEY = JAM.replace("-", "_")
+INTAKE_RULES = {
+    **TEST_RULES,
+    "site": [
+        *TEST_RULES["site"],
+        {"name": "payload_rejected", "type": "intake", "refused": "payload", "clear_after_s": 10},
+        {"name": "unknown_device", "type": "intake", "refused": "unknown_device", "clear_after_s": 10},
+    ],
+}
 
 
 def advance(eng: Engine, clock: FakeClock, seconds: float, step: float = 0.5, **kw: object) -> None:
@@ -263,3 +273,60 @@ def test_restart_restores_state_and_never_repeats_a_transition(tmp_path: Path, c
     eng2.run_due()
     eng2.commit()
     assert transitions(eng2.store) == before
+
+
+def _refuse(eng: Engine, topic: str, payload: bytes, now: float) -> None:
+    got = Intake(eng.world).observe(topic, payload, now)
+    assert isinstance(got, Refusal), got
+    eng.refuse(got)
+    eng.run_due()
+    eng.commit()
+
+
+def test_malformed_payload_alarms_on_the_device_marked_by_its_last_drill_flag(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600), INTAKE_RULES)
+    eng.handle(observe(eng.world, JAM, clock.now, drill=True, on=True))  # last known: a drill
+    _refuse(eng, f"exam/v1/S01/jammer/{JAM}/telemetry", b'{"ts": 1, "dev', clock.now)
+    got = alarms(eng.store, "rule = 'payload_rejected'")
+    assert [(a["subject"], a["severity"], a["state"], a["drill"]) for a in got] == [
+        (JAM, "warning", "firing", True)
+    ]
+    assert "json_invalid" in got[0]["message"]
+    clock.now += 5  # refused again within clear_after_s: still one alarm, not cleared
+    _refuse(eng, f"exam/v1/S01/jammer/{JAM}/telemetry", b"\xff\xfe", clock.now)
+    clock.now += 8
+    advance(eng, clock, 1)  # valid reports do not clear it (no flapping on a garbled one in three)
+    assert [a["state"] for a in alarms(eng.store, "rule = 'payload_rejected'")] == ["firing"]
+    advance(eng, clock, 1.5)
+    assert [a["state"] for a in alarms(eng.store, "rule = 'payload_rejected'")] == ["resolved"]
+
+
+def test_rogue_device_alarms_on_its_site_and_does_not_keep_a_dark_site_alive(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600), INTAKE_RULES)
+    rogue = b'{"ts": 1, "device": "S02-R09-CAM7", "recording": true, "drill": true}'
+    advance(eng, clock, 1)
+    end = clock.now + 3
+    while clock.now < end:  # S02 goes dark; only the rogue speaks under its topics
+        clock.now += 0.5
+        beat(eng, clock.now, sites={"S01", "S03"})
+        _refuse(eng, "exam/v1/S02/camera/S02-R09-CAM7/telemetry", rogue, clock.now)
+    rows = {a["rule"]: a for a in alarms(eng.store)}
+    assert (rows["unknown_device"]["subject"], rows["unknown_device"]["subject_type"]) == ("S02", "site")
+    assert rows["unknown_device"]["drill"] is True or rows["unknown_device"]["drill"] == 1
+    assert "S02-R09-CAM7" in rows["unknown_device"]["message"]
+    assert rows["site_silent"]["subject"] == "S02"
+
+
+def test_refusal_alarm_clears_after_a_restart(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600), INTAKE_RULES)
+    _refuse(eng, "exam/v1/S01/camera/S01-R09-CAM7/telemetry", b"{}", clock.now)
+    assert [a["state"] for a in alarms(eng.store, "rule = 'unknown_device'")] == ["firing"]
+    again = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600), INTAKE_RULES, store=eng.store)
+    clock.now += 11
+    again.run_due()
+    again.commit()
+    assert [a["state"] for a in alarms(again.store, "rule = 'unknown_device'")] == ["resolved"]
