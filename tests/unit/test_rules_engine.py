@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from examwatch.rulebook.configs import RatioConfig
 from rules import lifecycle
 from rules.engine import Engine
 from rules.intake import Intake
 from rules.model import Refusal
+from rules.types import ratio
 from rules.types._base import observe
 from tests.rules_kit import TEST_RULES, FakeClock, alarms, beat, engine, timetable, transitions
 
@@ -212,6 +214,22 @@ def test_ratio_gate_surge(tmp_path: Path, clock: FakeClock) -> None:
     advance(eng, clock, 2, S01_ENT_GATE1={"passes": 10, "face_match_failures": 4})
     got = alarms(eng.store, "rule = 'gate_surge'")
     assert [(a["subject"], a["state"]) for a in got] == [("S01-ENT-GATE1", "firing")]
+
+
+def test_ratio_surge_clears_when_failures_stop_even_with_few_passes() -> None:
+    cfg = RatioConfig(name="surge", type="ratio", numerator="face_match_failures", denominator="passes",
+                      window_s=10, above=0.2, clear_below=0.1, min_denominator=20)
+    active, window, found = ratio.evaluate(cfg, False, [], 0, num=10, den=25)
+    assert active
+    assert found is not None
+    assert found.active
+    active, window, found = ratio.evaluate(cfg, True, window, 5, num=1, den=2)  # too few passes to judge
+    assert active
+    assert found is None
+    active, window, found = ratio.evaluate(cfg, True, window, 12, num=0, den=2)  # the surge aged out
+    assert not active
+    assert found is not None
+    assert not found.active
 
 
 def test_clock_skew_warning(tmp_path: Path, clock: FakeClock) -> None:
