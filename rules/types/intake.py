@@ -42,7 +42,9 @@ def evaluate(
     if refusal is None:
         if state is None or now < state[0] + cfg.clear_after_s:
             return state, None
-        return None, Finding(False, cfg.severity, f"nothing refused for {cfg.clear_after_s:g} s")
+        return None, Finding(
+            False, cfg.severity, f"nothing refused for {cfg.clear_after_s:g} s (was: {', '.join(state[1])})"
+        )
     what = refusal.device if cfg.refused == "unknown_device" else refusal.reason
     if state is not None:
         ids = state[1] if what in state[1] or len(state[1]) >= MAX_IDS else [*state[1], what]

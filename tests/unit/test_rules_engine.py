@@ -14,7 +14,7 @@ from rules.intake import Intake
 from rules.model import Refusal
 from rules.types import ratio
 from rules.types._base import observe
-from tests.rules_kit import TEST_RULES, FakeClock, alarms, beat, engine, timetable, transitions
+from tests.rules_kit import TEST_RULES, FakeClock, alarms, beat, engine, healthy, timetable, transitions
 
 JAM = "S01-R01-JAM1"
 JAM_KEY = JAM.replace("-", "_")
@@ -177,6 +177,25 @@ def test_drill_data_marks_the_alarm_as_drill(tmp_path: Path, clock: FakeClock) -
     eng.handle(observe(eng.world, "S01-VAULT-PWR1", clock.now, drill=True, mains_v=0.0, on_ups=True))
     eng.commit()
     assert [bool(a["drill"]) for a in alarms(eng.store, "rule = 'power_mains_lost'")] == [True]
+
+
+def test_a_drilled_network_cut_raises_and_clears_a_drill_site_alarm(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
+    site = {d: ref for d, ref in eng.world.devices.items() if ref.site == "S02"}
+
+    def drill_beat() -> None:
+        for dev, ref in site.items():
+            eng.handle(observe(eng.world, dev, clock.now, drill=True, **healthy(ref.kind, eng.world.specs[dev].bands)))
+
+    advance(eng, clock, 1)
+    drill_beat()  # the drill's data: every S02 device's last report is drill-tagged
+    advance(eng, clock, 2, sites={"S01", "S03"})
+    got = alarms(eng.store, "rule = 'site_silent'")
+    assert [(a["subject"], a["state"], bool(a["drill"])) for a in got] == [("S02", "firing", True)]
+    drill_beat()
+    eng.run_due()
+    eng.commit()
+    assert [a["state"] for a in alarms(eng.store, "rule = 'site_silent'")] == ["resolved"]
 
 
 def test_drill_is_judged_apart_from_real_data(tmp_path: Path, clock: FakeClock) -> None:
