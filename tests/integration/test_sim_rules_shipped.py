@@ -8,7 +8,7 @@ the shipped files (nothing is copied by hand):
   ``clear_after_s``) divided by K; thresholds, severities, names and counts as shipped;
 - scenarios: the report interval divided by K, fault lengths divided by K and capped (but kept
   long enough for their rule: a flat battery needs the simulator's two-minute fall, a gate
-  surge enough passes in its window), a face-match rate multiplied by 2K (the window is K times
+  surge enough passes in its window), a face-match rate multiplied by 3K (the window is K times
   shorter, and passes are failures // 3 per report, which a short interval rounds down).
 A fault's meaning depends on the hour (a gate surge needs the entry queue, a band drop the
 jammer window, tamper a paper in session), so the faults go into two merged runs, each on a
@@ -113,7 +113,7 @@ def derive() -> dict[str, Run]:
             length = min(seconds(raw["for"]) / K, CAP_S)
             fault["for"] = f"{round(max(length, MIN_S.get(raw['type'], 0.0)))}s"
             if raw["type"] == "face_match_surge":
-                fault["per_minute"] = raw.get("per_minute", 12) * 2 * K
+                fault["per_minute"] = raw.get("per_minute", 12) * 3 * K
             run = runs[phase(raw)]
             seen[key] = (run.phase, len(run.faults))
             run.faults.append(fault)
