@@ -66,6 +66,9 @@ class IntakeRule(Rule[IntakeConfig]):
 
     def start(self, now: float, timers: Timers, grace_s: float) -> None:
         self.timers = timers
+        for key in list(self.state):
+            if self.cfg.refused == "payload" and key.removesuffix(DRILL_SUFFIX) not in self.world.devices:
+                self.put(key, None)  # restored for a device the inventory no longer has
         for key, (last_s, _ids) in self.state.items():
             timers.schedule(max(last_s + self.cfg.clear_after_s, now + grace_s), self.name, key)
 

@@ -367,3 +367,12 @@ def test_refusal_alarm_clears_after_a_restart(tmp_path: Path, clock: FakeClock) 
     again.run_due()
     again.commit()
     assert [a["state"] for a in alarms(again.store, "rule = 'unknown_device'")] == ["resolved"]
+
+
+def test_an_intake_rule_in_a_kinds_file_sees_only_that_kinds_topics(tmp_path: Path, clock: FakeClock) -> None:
+    rules = {**TEST_RULES, "camera": [{"name": "rogue_camera", "type": "intake", "refused": "unknown_device"}]}
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600), rules)
+    _refuse(eng, "exam/v1/S01/jammer/S01-R09-JAM7/telemetry", b"{}", clock.now)
+    assert alarms(eng.store) == []
+    _refuse(eng, "exam/v1/S01/camera/S01-R09-CAM7/telemetry", b"{}", clock.now)
+    assert [(a["rule"], a["subject"]) for a in alarms(eng.store)] == [("rogue_camera", "S01")]
