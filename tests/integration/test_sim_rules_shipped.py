@@ -30,10 +30,11 @@ import pytest
 import yaml
 
 from examwatch.store import open_store
-from tests.notify_kit import Processes, roster_yaml, store_url
+from simulators.drill.scenario import parse_offset
+from tests.notify_kit import Processes, store_url, write_config
 from tests.rules_kit import alarms
 from tests.servers import Influx, Kannel, wait_for
-from tests.stack import EXAMWATCH, Stack, _toml
+from tests.stack import EXAMWATCH, Stack
 
 ROOT = Path(__file__).parents[2]
 SCENARIOS = sorted((ROOT / "config" / "scenarios").glob("*.yaml"))
@@ -46,15 +47,7 @@ PHASE_AT_S = {"entry": -20 * 60, "paper": 60}
 
 
 def seconds(text: str) -> float:
-    sign = -1 if text.startswith("-") else 1
-    total, num = 0.0, ""
-    for ch in text.lstrip("+-"):
-        if ch.isdigit():
-            num += ch
-        else:
-            total += int(num) * {"h": 3600, "m": 60, "s": 1}[ch]
-            num = ""
-    return sign * total
+    return float(parse_offset(text).total_seconds())
 
 
 def compressed_rules(dst: Path) -> Path:
@@ -140,21 +133,11 @@ class Lane:
     drill: subprocess.Popen[str] | None = None
 
     def configs(self, kannel: Kannel, rules_dir: Path) -> tuple[Path, Path]:
-        sites = [s.id for s in self.stack.inventory.sites]
-        roster = self.dir / "roster.yaml"
-        roster.write_text(roster_yaml(sites))
-        doc = _toml({
-            "store": {"url": store_url(self.stack)},
-            "rules": {"rules_dir": str(rules_dir), "restart_grace_s": 1.0, "tick_s": 0.2},
-            "notify": {"roster": str(roster), "state_dir": str(self.dir / "notify"), "retry_min_s": 0.5,
-                       "retry_max_s": 2.0, "rate_per_phone": 1000, "kannel_url": kannel.sendsms_url,
-                       "kannel_username": kannel.user, "kannel_password": kannel.password},
-        })
-        base = self.stack.config.read_text()
-        drill_cfg, service_cfg = self.dir / "drill.toml", self.dir / "services.toml"
-        drill_cfg.write_text(f'timetable = "{ROOT / "config" / "timetable.yaml"}"\n' + base + doc)
-        service_cfg.write_text(f'timetable = "{self.dir / "timetable.yaml"}"\n' + base + doc)
-        return drill_cfg, service_cfg
+        """The drill's (the shipped timetable, which it shifts) and the services' (the shifted one)."""
+        drill = write_config(self.stack, kannel, "drill.toml", rules=True, rules_dir=rules_dir)
+        services = write_config(self.stack, kannel, "services.toml", rules=True, rules_dir=rules_dir,
+                                timetable=self.dir / "timetable.yaml")
+        return drill, services
 
     def start(self, kannel: Kannel, rules_dir: Path) -> None:
         drill_cfg, service_cfg = self.configs(kannel, rules_dir)
