@@ -22,7 +22,7 @@ from examwatch.kinds import Channel
 from examwatch.rulebook.files import RuleSet
 from examwatch.store import Readiness, RuleState, Transition, writing
 from rules.book import PROMOTE, Book
-from rules.model import Clock, Observation, Verdict
+from rules.model import Clock, Observation, Refusal, Verdict
 from rules.timers import TimerHeap
 from rules.types import RULE_TYPES, ReadinessReport, Rule
 from rules.world import Seen, World
@@ -116,6 +116,7 @@ class Engine:
         self.dispatch = {
             k: [r for r in rules if r.SEES == "all" or (r.SEES == "own" and r.kind == k)] for k in kinds
         }
+        self.refusal_rules = [r for r in rules if r.SEES_REFUSALS]
 
     # -- evaluation ----------------------------------------------------------------------------
 
@@ -159,6 +160,13 @@ class Engine:
             if out:
                 self._apply(rule, out, obs.recv_s)
                 self._seen_dirty.add(dev)  # a judged change: its device time must be known after a crash
+
+    def refuse(self, refusal: Refusal) -> None:
+        """A message the intake refused: only the rules that judge refusals see it."""
+        for rule in self.refusal_rules:
+            out = rule.on_refusal(refusal)
+            if out:
+                self._apply(rule, out, refusal.recv_s)
 
     def run_due(self) -> None:
         """Fire due timers, and run room/site rules once per tick."""

@@ -85,6 +85,25 @@ class Observation:
     drill: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A message the intake refused, attributed to the site and device id its topic names.
+
+    ``ref`` is the inventory's device when the id belongs there under this topic's site and kind
+    (its payload broke the contract); None for a device id the inventory lacks, or one publishing
+    under another site's or kind's topics. ``drill`` is the payload's own flag when it can be read,
+    else the device's last known one.
+    """
+
+    reason: str
+    site: str
+    kind: str  # the topic's
+    device: str
+    ref: DeviceRef | None
+    recv_s: float
+    drill: bool
+
+
 class Clock(Protocol):
     def __call__(self) -> float:
         """Seconds since the Unix epoch."""

@@ -32,7 +32,7 @@ from examwatch.store import open_store
 from examwatch.timetable import Timetable
 from rules.engine import Engine
 from rules.intake import Intake
-from rules.model import Clock, system_clock
+from rules.model import Clock, Refusal, system_clock
 from rules.outbox import Outbox
 from rules.world import World
 
@@ -123,10 +123,10 @@ class Service:
             for topic, payload, recv_s, mid, qos, dup in self._take(wait):
                 if topic == RELOAD_TOPIC:
                     control.obey("rules", payload, self.reload, self.client, log)
-                else:
-                    obs = self.intake.observe(topic, payload, recv_s)
-                    if obs is not None:
-                        self.engine.handle(obs, redelivered=dup)
+                elif isinstance(obs := self.intake.observe(topic, payload, recv_s), Refusal):
+                    self.engine.refuse(obs)
+                elif obs is not None:
+                    self.engine.handle(obs, redelivered=dup)
                 acks.append((mid, qos))
             self.engine.run_due()
             if time.monotonic() - last_commit >= interval:

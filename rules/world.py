@@ -78,6 +78,12 @@ class World:
         s.last_s, s.lwt_offline, s.drill = now, lwt_offline, drill
         return changed
 
+    def site_drill(self, site: str) -> bool:
+        """Whether a site's silence belongs to a drill: every device of it that was ever heard
+        last sent drill data (silence itself carries no flag)."""
+        flags = [self.seen[d.id].drill for d in self.by_site.get(site, ()) if d.id in self.seen]
+        return bool(flags) and all(flags)
+
     def reporting(self, device: str, now: float) -> bool:
         """Heard from within its absence timeout, and its Last Will has not said offline."""
         if now < self.started_s + self.grace_s:

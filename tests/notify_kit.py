@@ -44,8 +44,10 @@ def roster_yaml(sites: list[str]) -> str:
 
 
 def write_config(stack: Stack, kannel: Kannel | None, name: str = "notify.toml", rules: bool = False,
+                 rules_dir: Path = ROOT / "config" / "rules", timetable: Path = ROOT / "config" / "timetable.yaml",
                  **notify: Any) -> Path:
-    """The stack's config plus [store], [notify] (Kannel as the provider) and, with ``rules``, [rules]."""
+    """The stack's config plus [store], [notify] (Kannel as the provider) and, with ``rules``, [rules]
+    (the shipped rules and timetable unless ``rules_dir`` and ``timetable`` say otherwise)."""
     sites = [s.id for s in stack.inventory.sites]
     roster = stack.root / "roster.yaml"
     roster.write_text(roster_yaml(sites))
@@ -55,8 +57,8 @@ def write_config(stack: Stack, kannel: Kannel | None, name: str = "notify.toml",
     cfg.update(notify)
     doc: dict[str, Any] = {"store": {"url": store_url(stack)}, "notify": cfg}
     if rules:
-        doc["timetable"] = str(ROOT / "config" / "timetable.yaml")
-        doc["rules"] = {"rules_dir": str(ROOT / "config" / "rules"), "restart_grace_s": 0}
+        doc["timetable"] = str(timetable)
+        doc["rules"] = {"rules_dir": str(rules_dir), "restart_grace_s": 0}
     path = stack.root / name
     top = f'timetable = "{doc.pop("timetable")}"\n' if rules else ""  # top-level keys come before any table
     path.write_text(top + stack.config.read_text() + _toml(doc))

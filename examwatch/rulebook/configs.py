@@ -195,3 +195,18 @@ class SkewConfig(RuleConfig):
         if self.clear_s is not None and self.clear_s > self.warn_s:
             raise ValueError("clear_s must not exceed warn_s")
         return self
+
+
+class IntakeConfig(RuleConfig):
+    """Messages the intake refuses: ``payload`` (a known device's message that breaks its kind's
+    contract) alarms on the device; ``unknown_device`` (a device id the inventory lacks, or one
+    under another site's or kind's topics) alarms on the site whose topics it used."""
+
+    FILES: ClassVar[frozenset[str]] = frozenset({*KINDS, SITE})
+
+    type: Literal["intake"]
+    refused: Literal["payload", "unknown_device"]
+    severity: Severity = Severity.WARNING
+    clear_after_s: float = Field(
+        default=60, gt=0, le=86_400, description="clears when nothing was refused for this long"
+    )

@@ -20,6 +20,7 @@ from examwatch.rulebook.configs import (
     SITE,
     AbsenceConfig,
     CoverageConfig,
+    IntakeConfig,
     RatioConfig,
     ReadinessConfig,
     SkewConfig,
@@ -34,7 +35,8 @@ AnyRule = Annotated[
     | TimetableConfig
     | ReadinessConfig
     | CoverageConfig
-    | SkewConfig,
+    | SkewConfig
+    | IntakeConfig,
     Field(discriminator="type"),
 ]
 #: every rule type a rules file may name

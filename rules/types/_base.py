@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from examwatch.kinds import KINDS, Channel
 from examwatch.rulebook.configs import RuleConfig
-from rules.model import Observation, Verdict
+from rules.model import Observation, Refusal, Verdict
 from rules.world import World
 
 #: Drill data is judged apart from real data of the same device: a drill that injects a power cut
@@ -58,6 +58,8 @@ class Rule(Generic[C]):
     PRIORITY: ClassVar[int] = 10
     #: whose messages ``on_message`` needs: its own kind's, every kind's, or none (tick only)
     SEES: ClassVar[str] = "own"
+    #: whether ``on_refusal`` wants the messages the intake refused (no other rule sees them)
+    SEES_REFUSALS: ClassVar[bool] = False
 
     def __init__(self, cfg: C, kind: str, world: World) -> None:
         self.cfg = cfg
@@ -83,6 +85,9 @@ class Rule(Generic[C]):
         """Called once the state is restored: schedule timers."""
 
     def on_message(self, obs: Observation) -> list[Verdict]:
+        return []
+
+    def on_refusal(self, refusal: Refusal) -> list[Verdict]:
         return []
 
     def on_timer(self, subject: str, now: float, timers: Timers) -> list[Verdict]:

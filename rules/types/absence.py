@@ -13,6 +13,9 @@ timeout must be shorter than every device timeout by more than the devices' repo
 so a site going dark is seen as a site before its devices time out one by one; and shorter than
 1.5 × the devices' MQTT keepalive, so the broker's burst of Last Wills for a dark site arrives
 when the site alarm is already up and is suppressed too.
+
+Silence carries no drill flag: a device's offline alarm takes its last data's flag, and a site's
+silence is a drill when every device of the site that was heard last sent drill data.
 """
 
 from __future__ import annotations
@@ -175,7 +178,11 @@ class AbsenceRule(Rule[AbsenceConfig]):
         self.world.silent_sites.discard(site)
         return [
             Verdict(
-                Subject.of_site(site), False, self.cfg.severity, f"site {site}: reporting again", obs.drill
+                Subject.of_site(site),
+                False,
+                self.cfg.severity,
+                f"site {site}: reporting again",
+                self.world.site_drill(site),  # as it was raised: the site's devices' last data
             )
         ]
 
@@ -210,7 +217,7 @@ class AbsenceRule(Rule[AbsenceConfig]):
         if self.site_scope:
             self.world.silent_sites.add(subject)
             message += f"; offline alarms of its {len(self.world.by_site[subject])} devices suppressed"
-        drill = seen.drill if seen is not None else False
+        drill = seen.drill if seen is not None else self.site_scope and self.world.site_drill(subject)
         return [Verdict(self._subject(subject), True, self.cfg.severity, message, drill)]
 
 

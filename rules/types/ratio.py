@@ -10,8 +10,10 @@ Gate face-match failures above 20 % of passes over 5 minutes:
   window_s: 300
   above: 0.2
   clear_below: 0.1
-  min_denominator: 20       # too few passes say nothing
+  min_denominator: 20       # too few passes say nothing ...
 ```
+... except that an active alarm clears once the window holds fewer failures than
+``clear_below × min_denominator`` (here 2): the surge is over even if the queue has thinned out.
 Counters are per report interval, so a window's total is a plain sum (see examwatch.kinds.gate).
 """
 
@@ -34,14 +36,20 @@ def evaluate(
     """Add a reading at ``t``, drop what fell out of the window; (active, window, finding)."""
     kept = [e for e in window if e[0] > t - cfg.window_s] + [[t, num, den]]
     total_num, total_den = sum(e[1] for e in kept), sum(e[2] for e in kept)
+    clear_below = cfg.above if cfg.clear_below is None else cfg.clear_below
+    counts = f"({total_num:g}/{total_den:g})"
     if total_den < cfg.min_denominator or total_den <= 0:
+        # Too few passes to judge a ratio; but once the failures themselves have (almost) gone, an
+        # active surge is over: else a surge just before the entry queue thins out never clears.
+        if active and total_num < clear_below * cfg.min_denominator:
+            return False, kept, Finding(
+                False, cfg.severity, f"{cfg.numerator} back to {total_num:g} over {cfg.window_s:g} s {counts}"
+            )
         return active, kept, None
     ratio = total_num / total_den
-    counts = f"({total_num:g}/{total_den:g})"
     text = f"{cfg.numerator}/{cfg.denominator} = {ratio:.0%} over {cfg.window_s:g} s {counts}"
     if not active and ratio > cfg.above:
         return True, kept, Finding(True, cfg.severity, text)
-    clear_below = cfg.above if cfg.clear_below is None else cfg.clear_below
     if active and ratio < clear_below:
         return False, kept, Finding(False, cfg.severity, text)
     return active, kept, None

@@ -67,10 +67,15 @@ def run(
     """Run a drill scenario: inject its faults into a simulated district, then score what was seen.
 
     Every payload is tagged "drill": true and each fault is injected at its time. The timetable
-    is shifted so the drill starts now; --speed compresses it (scoring a live rules engine wants
-    --speed 1). Until the rules engine exists the score is taken from what ingest
-    stored in InfluxDB (--source ingest): faulty values present, silence, rejections. Exit code 1
-    when any fault went unseen, 2 for a bad scenario or settings, 3 when the broker refuses us.
+    is shifted so the drill starts now; --speed compresses it. --source says what is scored:
+    ingest (the default) looks for each fault's evidence in what ingest stored in InfluxDB
+    (faulty values, silence, rejections): the data path, not the rules engine. alarms looks for
+    the expected alarm in the rules engine's alarm measurement (detected, cleared). store reads
+    the state store the rules engine and the notifier share, and fills all four times: detected,
+    notified (first alert SMS), acknowledged, cleared. alarms and store need `examwatch rules`
+    running on this drill's timetable (--write-timetable) and --speed 1, since the engine judges
+    on its own clock. Exit code 1 when any fault went unseen, 2 for a bad scenario or settings,
+    3 when the broker or InfluxDB refuses us.
     """
     if source not in SOURCES:
         fail(f"--source must be one of {', '.join(SOURCES)}")

@@ -1,18 +1,20 @@
 """Where a drill looks for what the backend saw, behind one small interface.
 
 ``AlarmSource.observe(fault)`` answers when the fault was detected, notified, acknowledged and
-cleared (or None for each that did not happen). Two sources exist:
+cleared (or None for each that did not happen). Three sources exist:
 
-- :class:`IngestEvidence` (the default, until the rules engine lands): what ingest recorded in
-  InfluxDB. A value fault is seen when the faulty readings are stored; silence when the device
-  (or site) has no points in the fault's window, seen once two reports are missed; a firmware
-  bug or a rogue device when ``ingest_reject`` holds their messages with the matching reason.
+- :class:`IngestEvidence` (the default: it needs only ingest): what ingest recorded in InfluxDB;
+  it scores the data path, not the rules engine. A value fault is seen when the faulty readings
+  are stored; silence when the device (or site) has no points in the fault's window, seen once
+  two reports are missed; a firmware bug or a rogue device when ``ingest_reject`` holds their
+  messages with the matching reason.
   Nobody is notified and nobody acknowledges, so those times stay empty.
 - ``StoreAlarms`` (``simulators.drill.store_source``): the state store, where the rules engine
   keeps its alarms and the notifier its outbox; the only source that fills in all four times.
 - :class:`InfluxAlarms`: the rules engine's ``alarm`` measurement (tags rule, severity, site,
   subject, drill; fields state, active, message), matched by the fault's expected rule and
-  subject, drill-marked or not (the evidence says which). The rules engine stamps alarms with
+  subject (a device; the site for a network cut or a rogue device), drill-marked or not (the
+  evidence says which). The rules engine stamps alarms with
   its own wall clock, so this source is meaningful at ``--speed 1``, where simulated time is
   wall time.
 

@@ -51,10 +51,10 @@ def prepare(
         end = start + fault.duration.total_seconds()
         faults.install(fault, engine, start, end)
         kind: str | None = None
-        if isinstance(fault, sc.NetworkCut):
+        if isinstance(fault, sc.NetworkCut | sc.RogueDevice):
+            # a rogue device is not in the inventory: the rules engine raises unknown_device on
+            # the site whose topics it used, and names the id in the alarm's message
             site, subject = fault.site, fault.site
-        elif isinstance(fault, sc.RogueDevice):
-            site, subject = fault.site, fault.device
         else:
             ref = inventory.devices[fault.device]
             site, subject, kind = ref.site, fault.device, ref.kind

@@ -36,7 +36,7 @@ class StoreAlarms:
         since, until = int((run.start - 60) * _NS), int((run.end + run.tail_s) * _NS)
         with self.store.connect() as conn:
             alarm = conn.execute(
-                sa.select(_A.c.id, _A.c.drill)
+                sa.select(_A.c.id, _A.c.drill, _A.c.message)
                 .where(_A.c.rule == expect.rule, _A.c.subject == run.subject,
                        _A.c.opened_ns >= since, _A.c.opened_ns < until)
                 .order_by(_A.c.opened_ns)
@@ -59,5 +59,5 @@ class StoreAlarms:
             sent[0] / _NS if sent[0] is not None else None,
             first.get("acknowledged"),
             first.get("resolved"),
-            evidence=f"alarm {alarm.id} ({marked}), states {sorted(first)}, {sent[1]} SMS sent",
+            evidence=f"alarm {alarm.id} ({marked}): {alarm.message}; states {sorted(first)}, {sent[1]} SMS sent",
         )

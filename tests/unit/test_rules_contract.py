@@ -28,7 +28,9 @@ def _rule(rt: RuleType, now: float) -> Any:
 
 
 def test_registry_matches_modules_and_union() -> None:
-    assert set(RULE_TYPES) == {"threshold", "absence", "ratio", "timetable", "readiness", "coverage", "skew"}
+    assert set(RULE_TYPES) == {
+        "threshold", "absence", "ratio", "timetable", "readiness", "coverage", "skew", "intake"
+    }
     for name, rt in RULE_TYPES.items():
         assert rt.config.model_fields["type"].annotation.__args__ == (name,)
         assert rt.runner.__module__ == f"rules.types.{name}"

@@ -7,13 +7,25 @@ from pathlib import Path
 
 import pytest
 
+from examwatch.rulebook.configs import RatioConfig
 from rules import lifecycle
 from rules.engine import Engine
+from rules.intake import Intake
+from rules.model import Refusal
+from rules.types import ratio
 from rules.types._base import observe
-from tests.rules_kit import FakeClock, alarms, beat, engine, timetable, transitions
+from tests.rules_kit import TEST_RULES, FakeClock, alarms, beat, engine, healthy, timetable, transitions
 
 JAM = "S01-R01-JAM1"
 JAM_KEY = JAM.replace("-", "_")
+INTAKE_RULES = {
+    **TEST_RULES,
+    "site": [
+        *TEST_RULES["site"],
+        {"name": "payload_rejected", "type": "intake", "refused": "payload", "clear_after_s": 10},
+        {"name": "unknown_device", "type": "intake", "refused": "unknown_device", "clear_after_s": 10},
+    ],
+}
 
 
 def advance(eng: Engine, clock: FakeClock, seconds: float, step: float = 0.5, **kw: object) -> None:
@@ -167,6 +179,25 @@ def test_drill_data_marks_the_alarm_as_drill(tmp_path: Path, clock: FakeClock) -
     assert [bool(a["drill"]) for a in alarms(eng.store, "rule = 'power_mains_lost'")] == [True]
 
 
+def test_a_drilled_network_cut_raises_and_clears_a_drill_site_alarm(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
+    site = {d: ref for d, ref in eng.world.devices.items() if ref.site == "S02"}
+
+    def drill_beat() -> None:
+        for dev, ref in site.items():
+            eng.handle(observe(eng.world, dev, clock.now, drill=True, **healthy(ref.kind, eng.world.specs[dev].bands)))
+
+    advance(eng, clock, 1)
+    drill_beat()  # the drill's data: every S02 device's last report is drill-tagged
+    advance(eng, clock, 2, sites={"S01", "S03"})
+    got = alarms(eng.store, "rule = 'site_silent'")
+    assert [(a["subject"], a["state"], bool(a["drill"])) for a in got] == [("S02", "firing", True)]
+    drill_beat()
+    eng.run_due()
+    eng.commit()
+    assert [a["state"] for a in alarms(eng.store, "rule = 'site_silent'")] == ["resolved"]
+
+
 def test_drill_is_judged_apart_from_real_data(tmp_path: Path, clock: FakeClock) -> None:
     eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
     pwr = "S01-VAULT-PWR1"
@@ -202,6 +233,22 @@ def test_ratio_gate_surge(tmp_path: Path, clock: FakeClock) -> None:
     advance(eng, clock, 2, S01_ENT_GATE1={"passes": 10, "face_match_failures": 4})
     got = alarms(eng.store, "rule = 'gate_surge'")
     assert [(a["subject"], a["state"]) for a in got] == [("S01-ENT-GATE1", "firing")]
+
+
+def test_ratio_surge_clears_when_failures_stop_even_with_few_passes() -> None:
+    cfg = RatioConfig(name="surge", type="ratio", numerator="face_match_failures", denominator="passes",
+                      window_s=10, above=0.2, clear_below=0.1, min_denominator=20)
+    active, window, found = ratio.evaluate(cfg, False, [], 0, num=10, den=25)
+    assert active
+    assert found is not None
+    assert found.active
+    active, window, found = ratio.evaluate(cfg, True, window, 5, num=1, den=2)  # too few passes to judge
+    assert active
+    assert found is None
+    active, window, found = ratio.evaluate(cfg, True, window, 12, num=0, den=2)  # the surge aged out
+    assert not active
+    assert found is not None
+    assert not found.active
 
 
 def test_clock_skew_warning(tmp_path: Path, clock: FakeClock) -> None:
@@ -263,3 +310,69 @@ def test_restart_restores_state_and_never_repeats_a_transition(tmp_path: Path, c
     eng2.run_due()
     eng2.commit()
     assert transitions(eng2.store) == before
+
+
+def _refuse(eng: Engine, topic: str, payload: bytes, now: float) -> None:
+    got = Intake(eng.world).observe(topic, payload, now)
+    assert isinstance(got, Refusal), got
+    eng.refuse(got)
+    eng.run_due()
+    eng.commit()
+
+
+def test_malformed_payload_alarms_on_the_device_marked_by_its_last_drill_flag(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600), INTAKE_RULES)
+    eng.handle(observe(eng.world, JAM, clock.now, drill=True, on=True))  # last known: a drill
+    _refuse(eng, f"exam/v1/S01/jammer/{JAM}/telemetry", b'{"ts": 1, "dev', clock.now)
+    got = alarms(eng.store, "rule = 'payload_rejected'")
+    assert [(a["subject"], a["severity"], a["state"], a["drill"]) for a in got] == [
+        (JAM, "warning", "firing", True)
+    ]
+    assert "json_invalid" in got[0]["message"]
+    clock.now += 5  # refused again within clear_after_s: still one alarm, not cleared
+    _refuse(eng, f"exam/v1/S01/jammer/{JAM}/telemetry", b"\xff\xfe", clock.now)
+    clock.now += 8
+    advance(eng, clock, 1)  # valid reports do not clear it (no flapping on a garbled one in three)
+    assert [a["state"] for a in alarms(eng.store, "rule = 'payload_rejected'")] == ["firing"]
+    advance(eng, clock, 1.5)
+    assert [a["state"] for a in alarms(eng.store, "rule = 'payload_rejected'")] == ["resolved"]
+
+
+def test_rogue_device_alarms_on_its_site_and_does_not_keep_a_dark_site_alive(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600), INTAKE_RULES)
+    rogue = b'{"ts": 1, "device": "S02-R09-CAM7", "recording": true, "drill": true}'
+    advance(eng, clock, 1)
+    end = clock.now + 3
+    while clock.now < end:  # S02 goes dark; only the rogue speaks under its topics
+        clock.now += 0.5
+        beat(eng, clock.now, sites={"S01", "S03"})
+        _refuse(eng, "exam/v1/S02/camera/S02-R09-CAM7/telemetry", rogue, clock.now)
+    rows = {a["rule"]: a for a in alarms(eng.store)}
+    assert (rows["unknown_device"]["subject"], rows["unknown_device"]["subject_type"]) == ("S02", "site")
+    assert rows["unknown_device"]["drill"] is True or rows["unknown_device"]["drill"] == 1
+    assert "S02-R09-CAM7" in rows["unknown_device"]["message"]
+    assert rows["site_silent"]["subject"] == "S02"
+
+
+def test_refusal_alarm_clears_after_a_restart(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600), INTAKE_RULES)
+    _refuse(eng, "exam/v1/S01/camera/S01-R09-CAM7/telemetry", b"{}", clock.now)
+    assert [a["state"] for a in alarms(eng.store, "rule = 'unknown_device'")] == ["firing"]
+    again = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600), INTAKE_RULES, store=eng.store)
+    clock.now += 11
+    again.run_due()
+    again.commit()
+    assert [a["state"] for a in alarms(again.store, "rule = 'unknown_device'")] == ["resolved"]
+
+
+def test_an_intake_rule_in_a_kinds_file_sees_only_that_kinds_topics(tmp_path: Path, clock: FakeClock) -> None:
+    rules = {**TEST_RULES, "camera": [{"name": "rogue_camera", "type": "intake", "refused": "unknown_device"}]}
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=3600), rules)
+    _refuse(eng, "exam/v1/S01/jammer/S01-R09-JAM7/telemetry", b"{}", clock.now)
+    assert alarms(eng.store) == []
+    _refuse(eng, "exam/v1/S01/camera/S01-R09-CAM7/telemetry", b"{}", clock.now)
+    assert [(a["rule"], a["subject"]) for a in alarms(eng.store)] == [("rogue_camera", "S01")]

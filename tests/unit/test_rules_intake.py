@@ -9,6 +9,7 @@ import pytest
 
 from examwatch.kinds import Channel
 from rules.intake import Intake
+from rules.model import Refusal
 from rules.world import World
 from tests.rules_kit import inventory, timetable
 
@@ -39,20 +40,44 @@ def test_valid_telemetry_event_and_status(intake: Intake) -> None:
     assert not intake.refused
 
 
-@pytest.mark.parametrize(("topic", "payload", "reason"), [
-    ("exam/v1/S01/camera/NOPE-CAM/telemetry", _cam(device="NOPE-CAM"), "unknown_device"),
-    ("exam/v1/S02/camera/S01-R01-CAM1/telemetry", _cam(), "unknown_device"),
-    ("exam/v1/S01/jammer/S01-R01-CAM1/telemetry", _cam(), "unknown_device"),
-    ("exam/v1/S01/camera/S01-R01-CAM1/whatever", _cam(), "unknown_channel"),
-    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", _cam(fps=-1), "schema"),
-    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", b"{not json", "schema"),
-    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", _cam(device="S01-R01-CAM2"), "topic_mismatch"),
-    ("exam/v1/S01/camera/S01-R01-CAM1/status", b"maybe", "bad_status"),
-    ("garbage", b"", "unknown_device"),
+@pytest.mark.parametrize(("topic", "payload", "reason", "known"), [
+    ("exam/v1/S01/camera/NOPE-CAM/telemetry", _cam(device="NOPE-CAM"), "unknown_device", False),
+    ("exam/v1/S02/camera/S01-R01-CAM1/telemetry", _cam(), "unknown_device", False),
+    ("exam/v1/S01/jammer/S01-R01-CAM1/telemetry", _cam(), "unknown_device", False),
+    ("exam/v1/S01/camera/S01-R01-CAM1/whatever", _cam(), "unknown_channel", True),
+    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", _cam(fps=-1), "schema", True),
+    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", b"{not json", "schema", True),
+    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", b"\xff\xfe\x00", "schema", True),
+    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", _cam(fps=float("nan")), "schema", True),
+    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", _cam(device="S01-R01-CAM2"), "topic_mismatch", True),
+    ("exam/v1/S01/camera/S01-R01-CAM1/status", b"maybe", "bad_status", True),
 ])
-def test_refused_and_counted(intake: Intake, topic: str, payload: bytes, reason: str) -> None:
-    assert intake.observe(topic, payload, 1.0) is None
+def test_refused_counted_and_attributed(intake: Intake, topic: str, payload: bytes, reason: str, known: bool) -> None:
+    got = intake.observe(topic, payload, 1.0)
+    assert isinstance(got, Refusal)
+    assert (got.reason.partition(":")[0], got.site, got.device, got.ref is not None) == (
+        reason, topic.split("/")[2], topic.split("/")[4], known
+    )
     assert intake.refused == {reason: 1}
+
+
+@pytest.mark.parametrize("topic", ["garbage", "exam/v1/S99/camera/S99-R01-CAM1/telemetry"])
+def test_refused_without_a_site_of_ours_is_only_counted(intake: Intake, topic: str) -> None:
+    assert intake.observe(topic, _cam(), 1.0) is None
+    assert sum(intake.refused.values()) == 1
+
+
+def test_refusal_drill_flag_from_the_payload_else_the_device_last_known(intake: Intake) -> None:
+    rogue = intake.observe("exam/v1/S01/camera/S01-R09-CAM7/telemetry", _cam(device="S01-R09-CAM7", drill=True), 1.0)
+    assert isinstance(rogue, Refusal)
+    assert rogue.drill
+    garbled = intake.observe("exam/v1/S01/camera/S01-R01-CAM1/telemetry", b"{trunc", 1.0)
+    assert isinstance(garbled, Refusal)
+    assert not garbled.drill
+    intake.world.heard(intake.world.devices["S01-R01-CAM1"], 2.0, drill=True)
+    again = intake.observe("exam/v1/S01/camera/S01-R01-CAM1/telemetry", b"{trunc", 3.0)
+    assert isinstance(again, Refusal)
+    assert again.drill
 
 
 def test_service_topics_are_ignored_not_refused(intake: Intake) -> None:
