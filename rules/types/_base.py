@@ -1,7 +1,8 @@
 """What every rule type has: a pydantic config, a runner that keeps per-subject state, a contract case.
 
-A rule type's module holds its config (``<Name>Config``), its pure evaluation function(s)
-(state and input in, new state and verdict out, nothing mutated), and a thin ``Rule`` runner
+A rule type's config (``<Name>Config``) is in the domain package (``examwatch.rulebook.configs``),
+so the API validates rules files with it too. The type's module here holds its pure evaluation
+function(s) (state and input in, new state and verdict out, nothing mutated), and a thin ``Rule`` runner
 that keeps the state per subject and feeds the pure function. The runner's state is JSON-able
 so the engine can persist it in the store and restore it after a restart.
 """
