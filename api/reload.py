@@ -33,7 +33,7 @@ class ReloadOutcome(BaseModel):
 
 def request_reload(settings: Settings, service: Reloadable, by: str) -> ReloadOutcome:
     """Publish a reload request to ``service`` and wait up to ``api.reload_wait_s`` for its answer."""
-    request = ReloadRequest(id=secrets.token_hex(8), by=by)
+    request = ReloadRequest(id=secrets.token_hex(8), by=by[:128])  # a CLI-made token name may be longer
     answers: queue.SimpleQueue[ReloadAnswer] = queue.SimpleQueue()
     subscribed = threading.Event()
 
