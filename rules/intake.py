@@ -9,10 +9,10 @@ absence and coverage as a device sending nothing. Ingest records the same refusa
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import from_json
 
 from examwatch import topics
 from examwatch.inventory import DeviceRef
@@ -24,6 +24,9 @@ _ROUTES: dict[tuple[str, str], tuple[Channel, TypeAdapter[Envelope]]] = {
     **{(k, "telemetry"): (Channel.TELEMETRY, kind.telemetry_adapter) for k, kind in KINDS.items()},
     **{(k, "event"): (Channel.EVENT, kind.event_adapter) for k, kind in KINDS.items()},
 }
+
+
+_MAX_PEEK = 1 << 16  # a refused payload larger than this is not read for its drill flag
 
 
 class Intake:
@@ -74,17 +77,25 @@ class Intake:
         self.refused[reason.partition(":")[0]] += 1
         if site not in self.world.by_site:
             return None  # nobody to tell: no site of ours
-        drill = _drill_flag(payload)
-        if drill is None:
-            drill = self._last_drill(device)
+        claimed = _drill_flag(payload)
+        if ref is None:
+            # A unit we do not know may not make its own alarm a drill: only while a drill runs at the site.
+            drill = bool(claimed) and self.world.drill_running(site)
+        else:
+            drill = self._last_drill(device) if claimed is None else claimed
         return Refusal(reason, site, kind, device, ref, recv_s, drill)
 
 
 def _drill_flag(payload: bytes) -> bool | None:
-    """The payload's ``drill`` flag when it parses as a JSON object, else None (not readable)."""
+    """The payload's ``drill`` flag when it parses as a JSON object, else None (not readable).
+
+    pydantic's parser, not ``json``: a payload nested thousands deep is refused as a ValueError
+    instead of raising RecursionError in the engine's loop."""
+    if len(payload) > _MAX_PEEK:
+        return None
     try:
-        doc = json.loads(payload)
-    except ValueError:  # not JSON, or not UTF-8
+        doc = from_json(payload)
+    except ValueError:  # not JSON, not UTF-8, or nested too deep
         return None
     flag = doc.get("drill") if isinstance(doc, dict) else None
     return flag if isinstance(flag, bool) else None

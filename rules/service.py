@@ -121,18 +121,25 @@ class Service:
                 self.reload()
             wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
             for topic, payload, recv_s, mid, qos, dup in self._take(wait):
-                if topic == RELOAD_TOPIC:
-                    control.obey("rules", payload, self.reload, self.client, log)
-                elif isinstance(obs := self.intake.observe(topic, payload, recv_s), Refusal):
-                    self.engine.refuse(obs)
-                elif obs is not None:
-                    self.engine.handle(obs, redelivered=dup)
+                try:
+                    self._judge(topic, payload, recv_s, dup)
+                except Exception:  # a bug must cost one message, not the engine: redelivered, it would crash it again
+                    log.exception("message on %s not judged", topic)
+                    self.intake.refused["internal"] += 1
                 acks.append((mid, qos))
             self.engine.run_due()
             if time.monotonic() - last_commit >= interval:
                 self._commit(acks)
                 last_commit = time.monotonic()
         self._commit(acks)
+
+    def _judge(self, topic: str, payload: bytes, recv_s: float, dup: bool) -> None:
+        if topic == RELOAD_TOPIC:
+            control.obey("rules", payload, self.reload, self.client, log)
+        elif isinstance(obs := self.intake.observe(topic, payload, recv_s), Refusal):
+            self.engine.refuse(obs)
+        elif obs is not None:
+            self.engine.handle(obs, redelivered=dup)
 
     def _take(self, wait_s: float, most: int = 5000) -> list[Item]:
         """What the queue holds (up to ``most``), waiting up to ``wait_s`` for the first."""
@@ -160,7 +167,8 @@ class Service:
         except DataFileError as exc:
             log.error("rules not reloaded, the running rules stay: %s", exc)
             return False, f"not reloaded, the running rules stay: {exc}"
-        self.engine.commit()
+        if self.engine.commit():
+            self.outbox.wake()
         self.engine.reload(ruleset)
         return True, f"{len(ruleset.rules)} rules loaded from {directory}"
 

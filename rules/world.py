@@ -84,6 +84,10 @@ class World:
         flags = [self.seen[d.id].drill for d in self.by_site.get(site, ()) if d.id in self.seen]
         return bool(flags) and all(flags)
 
+    def drill_running(self, site: str) -> bool:
+        """Whether some device of the site last sent drill data: a drill is under way there."""
+        return any(self.seen[d.id].drill for d in self.by_site.get(site, ()) if d.id in self.seen)
+
     def reporting(self, device: str, now: float) -> bool:
         """Heard from within its absence timeout, and its Last Will has not said offline."""
         if now < self.started_s + self.grace_s:

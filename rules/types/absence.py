@@ -25,12 +25,26 @@ from typing import Any, ClassVar
 
 from examwatch.rulebook.configs import SITE, AbsenceConfig, Severity
 from rules.model import Finding, Observation, Subject, Verdict
-from rules.types._base import NO_TIMERS, Contract, Rule, RuleType, Timers, observe
+from rules.types._base import DRILL_SUFFIX, NO_TIMERS, Contract, Rule, RuleType, Timers, observe
 from rules.world import World
 
 log = logging.getLogger("examwatch.rules")
 ALARMED = "alarmed"
 SUPPRESSED = "suppressed"
+
+
+def alarmed(drill: bool) -> str:
+    """The state of a raised alarm, remembering whether it was raised as a drill: it must clear as
+    it was raised, whatever the first message back says (the book keeps drill and real apart)."""
+    return ALARMED + DRILL_SUFFIX if drill else ALARMED
+
+
+def is_alarmed(state: object) -> bool:
+    return state in (ALARMED, ALARMED + DRILL_SUFFIX)
+
+
+def raised_as_drill(state: object) -> bool:
+    return state == ALARMED + DRILL_SUFFIX
 
 
 def evaluate(
@@ -97,7 +111,7 @@ class AbsenceRule(Rule[AbsenceConfig]):
     def start(self, now: float, timers: Timers, grace_s: float) -> None:
         self.started = now
         for subject in self.subjects:
-            if self.site_scope and self.state.get(subject) == ALARMED:
+            if self.site_scope and is_alarmed(self.state.get(subject)):
                 self.world.silent_sites.add(subject)
             if not self.site_scope and self.state.get(subject) == SUPPRESSED:
                 self.suppressed.setdefault(self.world.devices[subject].site, set()).add(subject)
@@ -126,7 +140,7 @@ class AbsenceRule(Rule[AbsenceConfig]):
             if obs.ref.site in self.world.silent_sites:
                 self.put(dev, SUPPRESSED)
                 return []
-            self.put(dev, ALARMED)
+            self.put(dev, alarmed(obs.drill))
             return [
                 Verdict(
                     Subject.device(obs.ref), True, self.cfg.severity, f"{dev}: offline (Last Will)", obs.drill
@@ -135,10 +149,11 @@ class AbsenceRule(Rule[AbsenceConfig]):
         out = self._release(obs)
         if state is not None:
             self.put(dev, None)
-            if state == ALARMED:
+            if is_alarmed(state):
                 out.append(
                     Verdict(
-                        Subject.device(obs.ref), False, self.cfg.severity, f"{dev}: back online", obs.drill
+                        Subject.device(obs.ref), False, self.cfg.severity, f"{dev}: back online",
+                        raised_as_drill(state),
                     )
                 )
         if dev not in self.scheduled:
@@ -172,7 +187,8 @@ class AbsenceRule(Rule[AbsenceConfig]):
             return []  # a Last Will: the broker speaking, not the site (see World.heard)
         if site not in self.scheduled:
             self._schedule(site, obs.recv_s + self.timeout(site), self.timers)
-        if self.state.get(site) != ALARMED:
+        state = self.state.get(site)
+        if not is_alarmed(state):
             return []
         self.put(site, None)
         self.world.silent_sites.discard(site)
@@ -182,7 +198,7 @@ class AbsenceRule(Rule[AbsenceConfig]):
                 False,
                 self.cfg.severity,
                 f"site {site}: reporting again",
-                self.world.site_drill(site),  # as it was raised: the site's devices' last data
+                raised_as_drill(state),
             )
         ]
 
@@ -194,7 +210,7 @@ class AbsenceRule(Rule[AbsenceConfig]):
             if self.state.get(subject) is not None or silent:
                 return []
             # released from a site's suppression, its Last Will still standing
-            self.put(subject, ALARMED)
+            self.put(subject, alarmed(seen.drill))
             message = f"{subject}: offline (Last Will)"
             return [Verdict(self._subject(subject), True, self.cfg.severity, message, seen.drill)]
         what = f"site {subject}" if self.site_scope else subject
@@ -209,6 +225,9 @@ class AbsenceRule(Rule[AbsenceConfig]):
         )
         if again is not None:
             self._schedule(subject, again, timers)
+        drill = seen.drill if seen is not None else self.site_scope and self.world.site_drill(subject)
+        if finding is not None:
+            state = alarmed(drill)
         if state != self.state.get(subject):
             self.put(subject, state)
         if finding is None:
@@ -217,7 +236,6 @@ class AbsenceRule(Rule[AbsenceConfig]):
         if self.site_scope:
             self.world.silent_sites.add(subject)
             message += f"; offline alarms of its {len(self.world.by_site[subject])} devices suppressed"
-        drill = seen.drill if seen is not None else self.site_scope and self.world.site_drill(subject)
         return [Verdict(self._subject(subject), True, self.cfg.severity, message, drill)]
 
 

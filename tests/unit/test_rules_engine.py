@@ -198,6 +198,38 @@ def test_a_drilled_network_cut_raises_and_clears_a_drill_site_alarm(tmp_path: Pa
     assert [a["state"] for a in alarms(eng.store, "rule = 'site_silent'")] == ["resolved"]
 
 
+@pytest.mark.parametrize("out_drill", [True, False], ids=["drill-out-real-back", "real-out-drill-back"])
+def test_a_silence_clears_as_it_was_raised_whatever_comes_back_first(
+        tmp_path: Path, clock: FakeClock, out_drill: bool) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
+    site = {d: ref for d, ref in eng.world.devices.items() if ref.site == "S02"}
+
+    def s02_beat(drill: bool) -> None:
+        for dev, ref in site.items():
+            eng.handle(observe(eng.world, dev, clock.now, drill=drill, **healthy(ref.kind, eng.world.specs[dev].bands)))
+
+    advance(eng, clock, 1)
+    s02_beat(out_drill)
+    advance(eng, clock, 2, sites={"S01", "S03"})
+    got = alarms(eng.store, "rule = 'site_silent'")
+    assert [(a["state"], bool(a["drill"])) for a in got] == [("firing", out_drill)]
+    s02_beat(not out_drill)  # the first data back is of the other kind: it still ends the silence
+    eng.run_due()
+    eng.commit()
+    assert [a["state"] for a in alarms(eng.store, "rule = 'site_silent'")] == ["resolved"]
+
+
+def test_an_offline_device_clears_as_it_was_raised(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
+    advance(eng, clock, 1)
+    eng.handle(observe(eng.world, JAM, clock.now, drill=True, **healthy("jammer", eng.world.specs[JAM].bands)))
+    advance(eng, clock, 8, skip={JAM})
+    got = alarms(eng.store, "rule = 'jammer_offline'")
+    assert [(a["state"], bool(a["drill"])) for a in got] == [("firing", True)]
+    advance(eng, clock, 1)  # real data back first
+    assert [a["state"] for a in alarms(eng.store, "rule = 'jammer_offline'")] == ["resolved"]
+
+
 def test_drill_is_judged_apart_from_real_data(tmp_path: Path, clock: FakeClock) -> None:
     eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
     pwr = "S01-VAULT-PWR1"

@@ -68,7 +68,12 @@ def test_refused_without_a_site_of_ours_is_only_counted(intake: Intake, topic: s
 
 
 def test_refusal_drill_flag_from_the_payload_else_the_device_last_known(intake: Intake) -> None:
-    rogue = intake.observe("exam/v1/S01/camera/S01-R09-CAM7/telemetry", _cam(device="S01-R09-CAM7", drill=True), 1.0)
+    rogue_topic, rogue_payload = "exam/v1/S01/camera/S01-R09-CAM7/telemetry", _cam(device="S01-R09-CAM7", drill=True)
+    claims = intake.observe(rogue_topic, rogue_payload, 1.0)
+    assert isinstance(claims, Refusal)
+    assert not claims.drill  # an unknown unit's own word does not make its alarm a drill
+    intake.world.heard(intake.world.devices["S01-R02-CAM1"], 1.5, drill=True)  # a drill runs at S01
+    rogue = intake.observe(rogue_topic, rogue_payload, 2.0)
     assert isinstance(rogue, Refusal)
     assert rogue.drill
     garbled = intake.observe("exam/v1/S01/camera/S01-R01-CAM1/telemetry", b"{trunc", 1.0)
@@ -83,3 +88,10 @@ def test_refusal_drill_flag_from_the_payload_else_the_device_last_known(intake: 
 def test_service_topics_are_ignored_not_refused(intake: Intake) -> None:
     assert intake.observe("exam/v1/_alarm/S01/x/S01", b"{}", 1.0) is None
     assert not intake.refused
+
+
+@pytest.mark.parametrize("payload", [b"[" * 50_000, b'{"a":' * 50_000, b"{" + b" " * 70_000 + b"}"])
+def test_a_payload_nested_too_deep_or_too_large_is_refused_not_a_crash(intake: Intake, payload: bytes) -> None:
+    for topic in ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", "exam/v1/S01/camera/S01-R01-CAM1/status",
+                  "exam/v1/S01/camera/S01-R09-CAM7/telemetry"):
+        assert isinstance(intake.observe(topic, payload, 1.0), Refusal)
