@@ -29,6 +29,11 @@ class Unprocessable(Exception):
         self.message = message
 
 
+class OnDisk(Exception):
+    """Another configuration file on disk is broken, so a change that must agree with it cannot be
+    checked; answered 409 naming that file."""
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -71,6 +76,10 @@ async def _bad_file(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 500, f"a configuration file on disk is invalid: {exc}")
 
 
+async def _on_disk(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(request, 409, str(exc))
+
+
 async def _influx_down(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, 503, f"InfluxDB is unavailable: {exc}", headers={"Retry-After": "5"})
 
@@ -91,6 +100,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(Unprocessable, _unprocessable)
     app.add_exception_handler(DataFileError, _bad_file)
+    app.add_exception_handler(OnDisk, _on_disk)
     app.add_exception_handler(InfluxUnavailable, _influx_down)
     app.add_exception_handler(InfluxRejected, _influx_refused)
     app.add_exception_handler(Exception, _unexpected)

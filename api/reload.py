@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import queue
 import secrets
-import threading
 from typing import Literal
 
 import paho.mqtt.client as paho
@@ -26,7 +25,7 @@ class ReloadOutcome(BaseModel):
     state: Literal["applied", "refused", "no_answer", "broker_unreachable"] = Field(
         description="applied: the service runs the new files; refused: it keeps the old ones (see detail); "
         "no_answer: it did not answer in time (it reads the files when it next starts or gets the request); "
-        "broker_unreachable: the request was not sent"
+        "broker_unreachable: the broker did not confirm the request (see detail)"
     )
     detail: str
 
@@ -35,7 +34,7 @@ def request_reload(settings: Settings, service: Reloadable, by: str) -> ReloadOu
     """Publish a reload request to ``service`` and wait up to ``api.reload_wait_s`` for its answer."""
     request = ReloadRequest(id=secrets.token_hex(8), by=by[:128])  # a CLI-made token name may be longer
     answers: queue.SimpleQueue[ReloadAnswer] = queue.SimpleQueue()
-    subscribed = threading.Event()
+    suback: queue.SimpleQueue[bool] = queue.SimpleQueue()
 
     def on_message(_c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         try:
@@ -48,32 +47,38 @@ def request_reload(settings: Settings, service: Reloadable, by: str) -> ReloadOu
 
     c = mqtt.service_client(settings, "api", f"api-reload-{request.id}")
     c.on_message = on_message
-    c.on_subscribe = lambda *_args: subscribed.set()
+    c.on_subscribe = lambda _c, _u, _mid, codes, _p: suback.put(all(not rc.is_failure for rc in codes))
     try:
-        mqtt.connect_and_wait(c, settings.mqtt, clean_start=True, timeout_s=_STEP_S)
-        c.subscribe(control.answer_topic(service), qos=1)
-        if not subscribed.wait(_STEP_S):
-            raise TimeoutError("the broker did not confirm the subscription")
-        info = c.publish(control.reload_topic(service), request.model_dump_json().encode(), qos=1)
-        info.wait_for_publish(_STEP_S)
-        if not info.is_published():
-            raise TimeoutError("the broker did not take the request")
-    except (mqtt.ConnectRefused, TimeoutError, RuntimeError, ValueError) as exc:
-        _close(c)
-        return ReloadOutcome(service=service, state="broker_unreachable",
-                             detail=f"the file is saved; {service} reads it at its next start ({exc})")
-    wait_s = settings.api.reload_wait_s
-    try:
-        answer = answers.get(timeout=wait_s)
-    except queue.Empty:
-        return ReloadOutcome(service=service, state="no_answer",
-                             detail=f"no answer from {service} within {wait_s:g} s; it reads "
-                                    f"{control.RELOADS[service]} when it gets the request or next starts")
+        try:
+            _send(c, settings, service, request, suback)
+        except (mqtt.ConnectRefused, RuntimeError, ValueError, OSError) as exc:  # OSError: timeouts, refusals
+            return ReloadOutcome(service=service, state="broker_unreachable",
+                                 detail=f"the request was not confirmed ({exc}); {service} reads "
+                                        f"{control.RELOADS[service]} at its next start")
+        wait_s = settings.api.reload_wait_s
+        try:
+            answer = answers.get(timeout=wait_s)
+        except queue.Empty:
+            return ReloadOutcome(service=service, state="no_answer",
+                                 detail=f"no answer from {service} within {wait_s:g} s; it reads "
+                                        f"{control.RELOADS[service]} when it gets the request or next starts")
     finally:
-        _close(c)
+        c.disconnect()
+        c.loop_stop()
     return ReloadOutcome(service=service, state="applied" if answer.ok else "refused", detail=answer.detail)
 
 
-def _close(c: paho.Client) -> None:
-    c.disconnect()
-    c.loop_stop()
+def _send(c: paho.Client, settings: Settings, service: Reloadable, request: ReloadRequest,
+          suback: queue.SimpleQueue[bool]) -> None:
+    """Connect, subscribe to the answers (before asking, so none is missed), then publish the request."""
+    mqtt.connect_and_wait(c, settings.mqtt, clean_start=True, timeout_s=_STEP_S)
+    c.subscribe(control.answer_topic(service), qos=1)
+    try:
+        if not suback.get(timeout=_STEP_S):
+            raise PermissionError(f"the broker refused svc-api the topic {control.answer_topic(service)}")
+    except queue.Empty:
+        raise TimeoutError("the broker did not confirm the subscription") from None
+    info = c.publish(control.reload_topic(service), request.model_dump_json().encode(), qos=1)
+    info.wait_for_publish(_STEP_S)
+    if not info.is_published():
+        raise TimeoutError("the broker did not confirm the request within 3 s")

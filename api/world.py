@@ -5,17 +5,20 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import yaml
 
 from api.devstate import DeviceStates
+from api.problems import OnDisk, validate_with
 from examwatch import inventory as inventory_mod
 from examwatch import roster as roster_mod
 from examwatch import timetable as timetable_mod
+from examwatch.datafile import DataFileError
 from examwatch.influx import Influx
 from examwatch.inventory import Inventory
 from examwatch.roster import Roster
@@ -34,6 +37,8 @@ def write_yaml(path: Path, data: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     Path(tmp).replace(path)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -69,7 +74,7 @@ class World:
             path = self.settings.notify.roster
             if path.exists():
                 kept = {s.id for s in inv.sites}
-                named = {site for route in roster_mod.load(path).routes for site in route.sites}
+                named = {site for route in _on_disk(roster_mod.load, path).routes for site in route.sites}
                 if named - kept:
                     raise ValueError(f"the roster ({path.name}) routes alarms of sites this inventory lacks: "
                                      f"{', '.join(sorted(named - kept))}; change the roster first")
@@ -92,8 +97,9 @@ class World:
         timeout the shortest), then write ``<kind>.yaml``. Raises DataFileError naming the fault."""
         directory = self.settings.rules.rules_dir
         with self._lock:
-            files = {**self.rules_files(), kind: rules}
-            rulebook.combine(files, directory)
+            paths = [p for p in sorted(directory.glob("*.yaml")) if p.stem != kind]  # a broken kind.yaml is mended
+            others = {p.stem: _on_disk(rulebook.load_file, p) for p in paths}
+            rulebook.combine({**others, kind: rules}, directory)
             write_yaml(directory / f"{kind}.yaml", rules.model_dump(mode="json", by_alias=True, exclude_defaults=True))
 
     def roster(self) -> Roster:
@@ -101,7 +107,17 @@ class World:
         saved, not here). Raises DataFileError."""
         return roster_mod.load(self.settings.notify.roster)
 
-    def replace_roster(self, roster: Roster) -> None:
-        """Write the roster file (the notifier re-reads it on request, or at its next start)."""
-        with self._lock:
+    def replace_roster(self, body: Roster) -> Roster:
+        """Check ``body`` against the inventory (its routes' sites) and write the roster file; the
+        notifier re-reads it on request, or at its next start. Raises RequestValidationError."""
+        with self._lock:  # with the inventory it is checked against: a concurrent PUT /inventory waits
+            roster = validate_with(Roster, body, {"sites": {s.id for s in self.inventory.sites}})
             write_yaml(self.settings.notify.roster, roster.model_dump(mode="json", exclude_defaults=True))
+        return roster
+
+
+def _on_disk(load: Callable[[Path], T], path: Path) -> T:
+    try:
+        return load(path)
+    except DataFileError as exc:
+        raise OnDisk(f"{exc}; repair that file first") from exc

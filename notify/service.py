@@ -25,6 +25,7 @@ import pydantic
 import sqlalchemy as sa
 
 from examwatch import control, mqtt, topics
+from examwatch import inventory as inventory_file
 from examwatch import roster as roster_file
 from examwatch.datafile import DataFileError
 from examwatch.inventory import Inventory
@@ -129,14 +130,16 @@ class Service:
         return items
 
     def reload(self) -> tuple[bool, str]:
-        """Re-read the roster file; a broken one keeps the running roster."""
+        """Re-read the inventory (its sites and names, for routes and messages) and the roster; a
+        broken file keeps the running ones."""
         path = self.settings.notify.roster
         try:
-            duty = roster_file.load(path, {s.id for s in self.planner.inventory.sites})
+            inventory = inventory_file.load(self.settings.inventory)
+            duty = roster_file.load(path, {s.id for s in inventory.sites})
         except DataFileError as exc:
             log.error("roster not reloaded, the running roster stays: %s", exc)
             return False, f"not reloaded, the running roster stays: {exc}"
-        self.planner.roster = duty
+        self.planner.roster, self.planner.inventory = duty, inventory
         log.info("roster reloaded: %d people, %d routes", len(duty.people), len(duty.routes))
         return True, f"{len(duty.people)} people, {len(duty.routes)} routes loaded from {path}"
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from api.deps import Admin, Operator, WorldDep, audit
-from api.problems import validate_with
 from api.reload import ReloadOutcome, request_reload
 from examwatch.roster import Roster
 
@@ -22,6 +21,8 @@ class RosterSaved(BaseModel):
 def get_roster(world: WorldDep, _: Operator) -> Roster:
     """People (names, phones, hours on duty), routes (who is told of what, at which level) and the
     words used for each rule in messages."""
+    if not world.settings.notify.roster.exists():
+        raise HTTPException(404, f"no roster file ({world.settings.notify.roster.name}): PUT one")
     return world.roster()
 
 
@@ -29,8 +30,7 @@ def get_roster(world: WorldDep, _: Operator) -> Roster:
 def put_roster(world: WorldDep, request: Request, principal: Admin, body: Roster) -> RosterSaved:
     """Check the roster (every person a route names is listed, every site is in the inventory),
     save it, and ask the running notifier to use it for the next message."""
-    roster = validate_with(Roster, body, {"sites": {s.id for s in world.inventory.sites}})
-    world.replace_roster(roster)
+    roster = world.replace_roster(body)
     outcome = request_reload(world.settings, "notifier", principal.name)
     audit(request, people=[p.id for p in roster.people], routes=[r.name for r in roster.routes],
           reload=outcome.state)

@@ -41,7 +41,7 @@ def evaluate(
     if total_den < cfg.min_denominator or total_den <= 0:
         # Too few passes to judge a ratio; but once the failures themselves have (almost) gone, an
         # active surge is over: else a surge just before the entry queue thins out never clears.
-        if active and total_num < clear_below * cfg.min_denominator:
+        if active and total_num < clear_below * max(cfg.min_denominator, 1):
             return False, kept, Finding(
                 False, cfg.severity, f"{cfg.numerator} back to {total_num:g} over {cfg.window_s:g} s {counts}"
             )

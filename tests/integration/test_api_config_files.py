@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from examwatch.store.access import Role
 from tests.api_stack import ApiStack
@@ -46,6 +47,11 @@ def _admin(api: ApiStack) -> httpx.Client:
 
 def _power_rules(api: ApiStack) -> dict[str, Any]:
     rules: dict[str, Any] = api.http().get("/rules").json()["files"]["power"]
+    return rules
+
+
+def _power_rules_from_disk(api: ApiStack) -> dict[str, Any]:
+    rules: dict[str, Any] = yaml.safe_load((api.rules_dir / "power.yaml").read_text())
     return rules
 
 
@@ -132,6 +138,23 @@ def test_a_file_broken_on_disk_is_refused_by_the_engine_which_keeps_its_rules(
     assert _admin(api).post("/rules/reload").json()["state"] == "applied"
 
 
+def test_a_file_broken_on_disk_is_mended_by_a_put_and_blocks_the_others_with_409(api: ApiStack) -> None:
+    path = api.rules_dir / "camera.yaml"
+    good = api.http().get("/rules").json()["files"]["camera"]
+    original = path.read_bytes()
+    path.write_text("rules: [{name: camera_broken, type: nothing}]\n")
+    try:
+        blocked = _admin(api).put("/rules/power", json=_power_rules_from_disk(api))
+        assert blocked.status_code == 409, blocked.text
+        assert "camera.yaml:1" in blocked.json()["detail"]
+        assert "repair that file first" in blocked.json()["detail"]
+        mended = _admin(api).put("/rules/camera", json=good)
+        assert mended.status_code == 200, mended.text
+        assert api.http().get("/rules").status_code == 200
+    finally:
+        path.write_bytes(original)
+
+
 def test_a_roster_saved_through_the_api_routes_the_next_sms(
         api: ApiStack, services: dict[str, ServiceProcess], kannel: Kannel) -> None:
     roster = api.http(Role.OPERATOR).get("/roster").json()
@@ -167,8 +190,16 @@ def test_a_roster_the_notifier_could_not_use_is_refused(api: ApiStack) -> None:
     assert api.roster_path.read_bytes() == before
 
 
-def test_viewers_may_not_read_phone_numbers(api: ApiStack) -> None:
+def test_viewers_may_not_read_phone_numbers_and_a_missing_roster_is_404(api: ApiStack) -> None:
     assert api.http(Role.VIEWER).get("/roster").status_code == 403
+    kept = api.roster_path.read_bytes()
+    api.roster_path.unlink()
+    try:
+        r = api.http(Role.OPERATOR).get("/roster")
+        assert r.status_code == 404, r.text
+        assert "PUT one" in r.json()["detail"]
+    finally:
+        api.roster_path.write_bytes(kept)
 
 
 def test_a_reload_with_no_service_listening_says_so(api: ApiStack, services: dict[str, ServiceProcess]) -> None:

@@ -281,6 +281,10 @@ def test_ratio_surge_clears_when_failures_stop_even_with_few_passes() -> None:
     assert not active
     assert found is not None
     assert not found.active
+    no_floor = cfg.model_copy(update={"min_denominator": 0})
+    active, _, found = ratio.evaluate(no_floor, True, [], 30, num=0, den=0)  # no passes at all, no failures left
+    assert not active
+    assert found is not None
 
 
 def test_clock_skew_warning(tmp_path: Path, clock: FakeClock) -> None:
