@@ -14,10 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from examwatch import lineproto, topics
-from examwatch.datafile import format_loc
 from examwatch.inventory import DeviceRef
 from examwatch.kinds import ENVELOPE_FIELDS, KINDS, Channel, Envelope
-from examwatch.rejects import REJECT_MEASUREMENT, Reason
+from examwatch.rejects import REJECT_MEASUREMENT, Reason, classify
 
 STATUS_MEASUREMENT = "device_status"
 _PAYLOAD_KEPT = 512
@@ -39,22 +38,6 @@ class Rejected(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
-
-
-def _classify(exc: ValidationError, payload: bytes | bytearray) -> Rejected:
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    if first["type"] == "json_invalid":
-        try:
-            payload.decode("utf-8")
-        except UnicodeDecodeError as ude:
-            return Rejected(Reason.NOT_UTF8, f"invalid UTF-8 at byte {ude.start}")
-        return Rejected(Reason.NOT_JSON, first["msg"])
-    for err in errors:
-        if err["type"] == "finite_number":
-            return Rejected(Reason.NON_FINITE, f"{format_loc(tuple(err['loc']))}: {err['msg']}")
-    detail = "; ".join(f"{format_loc(tuple(e['loc']))}: {e['msg']}" for e in errors[:3])
-    return Rejected(Reason.SCHEMA, detail)
 
 
 class Decoder:
@@ -124,7 +107,7 @@ class Decoder:
         try:
             msg: Envelope = route.validate_json(payload)
         except ValidationError as exc:
-            raise _classify(exc, payload) from None
+            raise Rejected(*classify(exc, payload)) from None
         if msg.device != ref.id:
             raise Rejected(Reason.TOPIC_MISMATCH, f"payload device {msg.device!r} on {ref.id}'s topic")
         skew_ms = recv_ns // 1_000_000 - msg.ts

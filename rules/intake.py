@@ -1,10 +1,10 @@
 """MQTT message → Observation, validated against the device kinds and the inventory.
 
 A message that is not in the contract never reaches a rule as data: it becomes a ``Refusal``
-(counted here by reason), which only the ``intake`` rule type judges. So a rogue device under a
-site's topics does not keep that site "reporting", and a device sending garbage is as silent to
-absence and coverage as a device sending nothing. Ingest records the same refusals
-(``ingest_reject``) for the dashboards.
+with one of ingest's reasons (``examwatch.rejects``), which only the ``intake`` rule type judges.
+So a rogue device under a site's topics does not keep that site "reporting", and a device sending
+garbage is as silent to absence and coverage as a device sending nothing. Ingest records the same
+refusals (``ingest_reject``) for the dashboards; the size and clock-offset limits are ingest's alone.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pydantic_core import from_json
 from examwatch import topics
 from examwatch.inventory import DeviceRef
 from examwatch.kinds import KINDS, Channel, Envelope
+from examwatch.rejects import Reason, classify
 from rules.model import Observation, Refusal
 from rules.world import World
 
@@ -41,30 +42,30 @@ class Intake:
             return None
         parts = topics.parse(topic)
         if parts is None:
-            self.refused["unknown_device"] += 1
+            self.refused[Reason.BAD_TOPIC] += 1
             return None
         ref: DeviceRef | None = self.world.devices.get(parts.device)
         if ref is None or (ref.site, ref.kind) != (parts.site, parts.kind):
-            return self._refuse("unknown_device", parts.site, parts.kind, parts.device, None, payload, recv_s)
+            return self._refuse(Reason.UNKNOWN_DEVICE, parts.site, parts.kind, parts.device, None, payload, recv_s)
         return self._judge(parts.channel, ref, payload, recv_s)
 
     def _judge(self, channel_name: str, ref: DeviceRef, payload: bytes, recv_s: float) -> Observation | Refusal | None:
         if channel_name == Channel.STATUS:
             if payload not in (topics.STATUS_ONLINE, topics.STATUS_OFFLINE):
-                return self._refuse("bad_status", ref.site, ref.kind, ref.id, ref, payload, recv_s)
+                return self._refuse(Reason.BAD_STATUS, ref.site, ref.kind, ref.id, ref, payload, recv_s)
             return Observation(ref, Channel.STATUS, None, payload == topics.STATUS_ONLINE, recv_s,
                                self._last_drill(ref.id))
         route = _ROUTES.get((ref.kind, channel_name))
         if route is None:
-            return self._refuse("unknown_channel", ref.site, ref.kind, ref.id, ref, payload, recv_s)
+            return self._refuse(Reason.UNKNOWN_CHANNEL, ref.site, ref.kind, ref.id, ref, payload, recv_s)
         channel, adapter = route
         try:
             msg = adapter.validate_json(payload)
         except ValidationError as exc:
-            reason = exc.errors()[0]["type"] if exc.error_count() else "schema"
-            return self._refuse(f"schema: {reason}", ref.site, ref.kind, ref.id, ref, payload, recv_s)
+            reason, detail = classify(exc, payload)
+            return self._refuse(f"{reason}: {detail}", ref.site, ref.kind, ref.id, ref, payload, recv_s)
         if msg.device != ref.id:
-            return self._refuse("topic_mismatch", ref.site, ref.kind, ref.id, ref, payload, recv_s)
+            return self._refuse(Reason.TOPIC_MISMATCH, ref.site, ref.kind, ref.id, ref, payload, recv_s)
         return Observation(ref, channel, msg, None, recv_s, msg.drill)
 
     def _last_drill(self, device: str) -> bool:

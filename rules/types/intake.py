@@ -45,14 +45,14 @@ def evaluate(
         return None, Finding(
             False, cfg.severity, f"nothing refused for {cfg.clear_after_s:g} s (was: {', '.join(state[1])})"
         )
-    what = refusal.device if cfg.refused == "unknown_device" else refusal.reason
+    what = refusal.device if cfg.refused == "unknown_device" else refusal.reason.partition(":")[0]
     if state is not None:
         ids = state[1] if what in state[1] or len(state[1]) >= MAX_IDS else [*state[1], what]
         return [refusal.recv_s, ids], None
     if cfg.refused == "unknown_device":
         text = f"site {refusal.site}: messages from {refusal.device}, a device the inventory lacks here"
     else:
-        text = f"{refusal.device}: message refused at intake ({refusal.reason})"
+        text = f"{refusal.device}: message refused at intake ({refusal.reason[:160]})"
     return [refusal.recv_s, [what]], Finding(True, cfg.severity, text)
 
 
@@ -111,7 +111,7 @@ class IntakeRule(Rule[IntakeConfig]):
 
 def _refusal(world: World, now: float) -> Refusal:
     ref = world.devices["S01-R01-JAM1"]
-    return Refusal("schema: json_invalid", ref.site, ref.kind, ref.id, ref, now, False)
+    return Refusal("not_json: Invalid JSON: EOF while parsing an object", ref.site, ref.kind, ref.id, ref, now, False)
 
 
 def _fire(rule: Rule[Any], world: World, now: float) -> list[Verdict]:

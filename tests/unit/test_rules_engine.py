@@ -366,7 +366,7 @@ def test_malformed_payload_alarms_on_the_device_marked_by_its_last_drill_flag(
     assert [(a["subject"], a["severity"], a["state"], a["drill"]) for a in got] == [
         (JAM, "warning", "firing", True)
     ]
-    assert "json_invalid" in got[0]["message"]
+    assert "(not_json: Invalid JSON: EOF while parsing" in got[0]["message"]  # the same reasons as ingest_reject
     clock.now += 5  # refused again within clear_after_s: still one alarm, not cleared
     _refuse(eng, f"exam/v1/S01/jammer/{JAM}/telemetry", b"\xff\xfe", clock.now)
     clock.now += 8

@@ -46,9 +46,9 @@ def test_valid_telemetry_event_and_status(intake: Intake) -> None:
     ("exam/v1/S01/jammer/S01-R01-CAM1/telemetry", _cam(), "unknown_device", False),
     ("exam/v1/S01/camera/S01-R01-CAM1/whatever", _cam(), "unknown_channel", True),
     ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", _cam(fps=-1), "schema", True),
-    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", b"{not json", "schema", True),
-    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", b"\xff\xfe\x00", "schema", True),
-    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", _cam(fps=float("nan")), "schema", True),
+    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", b"{not json", "not_json", True),
+    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", b"\xff\xfe\x00", "not_utf8", True),
+    ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", _cam(fps=float("nan")), "non_finite", True),
     ("exam/v1/S01/camera/S01-R01-CAM1/telemetry", _cam(device="S01-R01-CAM2"), "topic_mismatch", True),
     ("exam/v1/S01/camera/S01-R01-CAM1/status", b"maybe", "bad_status", True),
 ])
