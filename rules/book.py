@@ -59,13 +59,15 @@ class Book:
                     ),
                 )
         elif cur is not None:
-            self._move(
-                conn,
-                key,
-                lambda a: lifecycle.transition(
-                    conn, a, State.RESOLVED, ENGINE, "condition cleared", at_ns=at_ns, message=v.message
-                ),
-            )
+            self.resolve(conn, key, "condition cleared", at_ns, v.message)
+
+    def resolve(self, conn: sa.Connection, key: Key, comment: str, at_ns: int, message: str | None = None) -> None:
+        """Resolve the active alarm of ``key`` as the engine."""
+        self._move(
+            conn,
+            key,
+            lambda a: lifecycle.transition(conn, a, State.RESOLVED, ENGINE, comment, at_ns=at_ns, message=message),
+        )
 
     def promote(self, conn: sa.Connection, key_text: str, at_ns: int) -> None:
         key = _text_key(key_text)

@@ -89,6 +89,7 @@ class Engine:
         self.world.started_s, self.world.grace_s = now, self.grace_s
         for rule in self.rules:
             rule.start(now, self.timers, self.grace_s)
+        self._retire_orphans(now)
         log.info(
             "restored %d devices' liveness, %d active alarms, %d rules",
             len(self.world.seen),
@@ -106,7 +107,22 @@ class Engine:
             if prev is not None and type(prev) is type(rule):
                 rule.state = prev.state
             rule.start(now, self.timers, 0.0)
+        self._retire_orphans(now)
         log.info("reloaded %d rules", len(self.rules))
+
+    def _retire_orphans(self, now: float) -> None:
+        """Resolve the active alarms nothing can clear any more: their rule was removed from the
+        rules files, or their subject from the inventory. Left open, they would remind and
+        escalate by SMS for ever."""
+        for key, alarm in list(self.book.active.items()):
+            if alarm.rule not in self.by_name:
+                why = f"rule {alarm.rule} is no longer in the rules files"
+            elif not self.world.knows(alarm.subject_type, alarm.subject):
+                why = f"{alarm.subject_type} {alarm.subject} is no longer in the inventory"
+            else:
+                continue
+            log.warning("alarm %d (%s on %s) resolved: %s", alarm.id, alarm.rule, alarm.subject, why)
+            self.book.resolve(self.conn(), key, why, self._ns(now))
 
     def _index(self, rules: list[Rule[Any]]) -> None:
         self.rules = rules

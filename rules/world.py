@@ -84,6 +84,14 @@ class World:
         flags = [self.seen[d.id].drill for d in self.by_site.get(site, ()) if d.id in self.seen]
         return bool(flags) and all(flags)
 
+    def knows(self, subject_type: str, subject: str) -> bool:
+        """Whether an alarm's subject (a device, a room ``S01-R01`` or a site) is in the inventory."""
+        if subject_type == "device":
+            return subject in self.devices
+        if subject_type == "room":
+            return any(f"{site}-{room}" == subject for site, room in self.room_types)
+        return subject in self.by_site
+
     def drill_running(self, site: str) -> bool:
         """Whether some device of the site last sent drill data: a drill is under way there."""
         return any(self.seen[d.id].drill for d in self.by_site.get(site, ()) if d.id in self.seen)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from examwatch.inventory import Inventory
 from examwatch.rulebook.configs import RatioConfig
 from rules import lifecycle
 from rules.engine import Engine
@@ -14,7 +15,19 @@ from rules.intake import Intake
 from rules.model import Refusal
 from rules.types import ratio
 from rules.types._base import observe
-from tests.rules_kit import TEST_RULES, FakeClock, alarms, beat, engine, healthy, timetable, transitions
+from rules.world import World
+from tests.rules_kit import (
+    TEST_RULES,
+    FakeClock,
+    alarms,
+    beat,
+    engine,
+    healthy,
+    inventory,
+    ruleset,
+    timetable,
+    transitions,
+)
 
 JAM = "S01-R01-JAM1"
 JAM_KEY = JAM.replace("-", "_")
@@ -412,3 +425,34 @@ def test_an_intake_rule_in_a_kinds_file_sees_only_that_kinds_topics(tmp_path: Pa
     assert alarms(eng.store) == []
     _refuse(eng, "exam/v1/S01/camera/S01-R09-CAM7/telemetry", b"{}", clock.now)
     assert [(a["rule"], a["subject"]) for a in alarms(eng.store)] == [("rogue_camera", "S01")]
+
+
+def test_alarms_nothing_can_clear_are_resolved_on_reload_and_restart(tmp_path: Path, clock: FakeClock) -> None:
+    eng = engine(tmp_path, clock, timetable(clock.now, start_in_s=86_400))
+    advance(eng, clock, 1)
+    eng.handle(observe(eng.world, "S01-VAULT-PWR1", clock.now, mains_v=0.0, on_ups=True))
+    advance(eng, clock, 6, skip={JAM, "S01-VAULT-PWR1"})  # the jammer goes offline, the mains stay lost
+    assert {a["rule"] for a in alarms(eng.store, "active")} >= {"power_mains_lost", "jammer_offline"}
+    # the jammer rules are removed from the files: their alarm can never clear, so it is resolved now
+    without_jammer = {k: v for k, v in TEST_RULES.items() if k != "jammer"}
+    eng.reload(ruleset(tmp_path / "reload", without_jammer))
+    eng.commit()
+    gone = alarms(eng.store, "rule = 'jammer_offline'")
+    assert [a["state"] for a in gone] == ["resolved"]
+    assert "no longer in the rules files" in _last_comment(eng, gone[0]["id"])
+    # restarted on an inventory without the storage room's power sensor: its alarm is resolved too
+    doc = inventory().model_dump(mode="json")
+    for site in doc["sites"]:
+        site["devices"] = [d for d in site["devices"] if d["id"] != "S01-VAULT-PWR1"]
+    again = Engine(eng.store, World(Inventory.model_validate(doc), eng.world.timetable),
+                   ruleset(tmp_path / "again", without_jammer), clock, grace_s=0, tick_s=0.5)
+    again.restore()
+    again.commit()
+    power = alarms(again.store, "rule = 'power_mains_lost'")
+    assert [a["state"] for a in power] == ["resolved"]
+    assert "no longer in the inventory" in _last_comment(again, power[0]["id"])
+
+
+def _last_comment(eng: Engine, alarm_id: int) -> str:
+    comment: str = [t for t in transitions(eng.store) if t["alarm_id"] == alarm_id][-1]["comment"]
+    return comment
