@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,14 +111,6 @@ def derive() -> dict[str, Run]:
             run.faults.append(fault)
             run.origins.append([origin])
     return runs
-
-
-@pytest.fixture(scope="module")
-def kannel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
-    k = Kannel(tmp_path_factory.mktemp("kannel"))
-    k.start()
-    yield k
-    k.stop()
 
 
 @dataclass
