@@ -23,6 +23,7 @@ import yaml
 from examwatch import broker, contract_doc, sample, timetable
 from examwatch import inventory as inventory_mod
 from examwatch.datafile import DataFileError
+from examwatch.mqtt import ConnectRefused
 from examwatch.settings import Settings, load_settings
 from examwatch.store import open_store
 
@@ -76,6 +77,19 @@ def or_exit(load: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return load(*args, **kwargs)
     except DataFileError as exc:
         fail(str(exc))
+
+
+def run_service(run: Callable[[], None], *refusals: type[Exception]) -> None:
+    """Run a service until it stops. The broker refusing it (or one of ``refusals``, such as an
+    SMS gateway's) is its one-line message; a socket, file or store error ends it with
+    ``stopped: …``; both exit with status 3."""
+    refused: tuple[type[Exception], ...] = (ConnectRefused, *refusals)
+    try:
+        run()
+    except refused as exc:
+        fail(str(exc), code=3)
+    except (OSError, sa.exc.SQLAlchemyError) as exc:
+        fail(f"stopped: {exc}", code=3)
 
 
 def settings_or_exit(path: Path | None) -> Settings:

@@ -13,10 +13,10 @@ from examwatch.cli import (
     LogLevelOption,
     fail,
     inventory_or_exit,
+    run_service,
     settings_or_exit,
     start_logging,
 )
-from examwatch.mqtt import ConnectRefused
 from ingest import service
 
 app = typer.Typer(help="MQTT → validated points → InfluxDB.", invoke_without_command=True)
@@ -43,9 +43,4 @@ def ingest(
     start_logging(log_level)
     settings = settings_or_exit(config)
     inventory = inventory_or_exit(settings.inventory)
-    try:
-        service.run(settings, inventory, worker)
-    except ConnectRefused as exc:
-        fail(str(exc), code=3)
-    except OSError as exc:
-        fail(f"cannot start: {exc}", code=3)
+    run_service(lambda: service.run(settings, inventory, worker))

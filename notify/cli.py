@@ -18,11 +18,11 @@ from examwatch.cli import (
     fail,
     inventory_or_exit,
     or_exit,
+    run_service,
     settings_or_exit,
     start_logging,
     store_or_exit,
 )
-from examwatch.mqtt import ConnectRefused
 from examwatch.store import silences
 from examwatch.store.notify_models import Notification, NotifyHealth
 from examwatch.store.silences import SilenceError, SilenceView
@@ -63,14 +63,7 @@ def notify(
     settings = settings_or_exit(config)
     inventory = inventory_or_exit(settings.inventory)
     duty = or_exit(roster.load, settings.notify.roster, {s.id for s in inventory.sites})
-    try:
-        service.run(settings, inventory, duty)
-    except providers.ProviderError as exc:
-        fail(str(exc), code=3)
-    except ConnectRefused as exc:
-        fail(str(exc), code=3)
-    except (OSError, sa.exc.SQLAlchemyError) as exc:
-        fail(f"cannot start: {exc}", code=3)
+    run_service(lambda: service.run(settings, inventory, duty), providers.ProviderError)
 
 
 @app.command("check")

@@ -18,12 +18,11 @@ from examwatch.cli import (
     fail,
     inventory_or_exit,
     or_exit,
+    run_service,
     settings_or_exit,
     start_logging,
     store_or_exit,
 )
-from examwatch.datafile import DataFileError
-from examwatch.mqtt import ConnectRefused
 from examwatch.rulebook import files as rulesfile
 from rules import lifecycle, service
 from rules.lifecycle import AlarmError, AlarmView
@@ -59,17 +58,9 @@ def rules(
     start_logging(log_level)
     settings = settings_or_exit(config)
     inventory = inventory_or_exit(settings.inventory)
-    try:
-        timetable = timetable_mod.load(settings.timetable)
-    except DataFileError as exc:
-        fail(str(exc))
+    timetable = or_exit(timetable_mod.load, settings.timetable)
     ruleset = or_exit(rulesfile.load_dir, settings.rules.rules_dir)
-    try:
-        service.run(settings, inventory, timetable, ruleset)
-    except ConnectRefused as exc:
-        fail(str(exc), code=3)
-    except (OSError, sa.exc.SQLAlchemyError) as exc:
-        fail(f"stopped: {exc}", code=3)
+    run_service(lambda: service.run(settings, inventory, timetable, ruleset))
 
 
 def _show(a: AlarmView) -> str:
