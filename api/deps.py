@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.models.common import Page
 from api.world import World
 from examwatch.store.access import Principal, Role, authenticate
 
+T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description="an API token from `examwatch api token create`")
 
 
@@ -95,6 +98,25 @@ Admin = Annotated[Principal, require(Role.ADMIN)]
 class Paging:
     limit: int
     offset: int
+
+    def window(self, items: Sequence[T]) -> Sequence[T]:
+        """This page's part of ``items``."""
+        return items[self.offset:self.offset + self.limit]
+
+    def page(self, items: list[T], total: int) -> Page[T]:
+        """``items`` (this page's, already mapped) of ``total``."""
+        return Page(items=items, total=total, limit=self.limit, offset=self.offset)
+
+    def of(self, items: Sequence[T]) -> Page[T]:
+        """This page of a list held in memory."""
+        return self.page(list(self.window(items)), len(items))
+
+    def fetch(self, store: sa.Engine, query: sa.Select[Any]) -> tuple[Sequence[sa.Row[Any]], int]:
+        """This page of the rows ``query`` selects (in its order), and how many it selects in all."""
+        with store.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+            rows = conn.execute(query.limit(self.limit).offset(self.offset)).all()
+        return rows, total
 
 
 async def paging(limit: Annotated[int, Query(ge=1, le=500, description="items per page")] = 50,

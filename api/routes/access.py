@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from api.deps import Admin, PagingDep, WorldDep, audit
@@ -29,21 +28,18 @@ def list_audit(
 ) -> Page[AuditPublic]:
     """Every write ever attempted through the API: who, what, when, from where, and the answer."""
     q = audit_query(actor=actor, action=action)
-    with world.store.connect() as conn:
-        total = conn.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
-        rows = conn.execute(q.limit(page.limit).offset(page.offset)).all()
+    rows, total = page.fetch(world.store, q)
     items = [AuditPublic(id=r.id, at=ns_time(r.at_ns), actor=r.actor, token_id=r.token_id, role=r.role,
                          method=r.method, path=r.path, action=r.action, status=r.status, remote=r.remote,
                          detail=json.loads(r.detail)) for r in rows]
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    return page.page(items, total)
 
 
 @router.get("/tokens", summary="Every token issued, without secrets (admin)")
 def get_tokens(world: WorldDep, _: Admin, page: PagingDep) -> Page[TokenPublic]:
     """Tokens oldest first, with who holds them and whether they are revoked."""
     tokens = list_tokens(world.store)
-    return Page(items=[token_public(t) for t in tokens[page.offset:page.offset + page.limit]], total=len(tokens),
-                limit=page.limit, offset=page.offset)
+    return page.page([token_public(t) for t in page.window(tokens)], len(tokens))
 
 
 @router.post("/tokens", status_code=201, summary="Issue a token (admin)")

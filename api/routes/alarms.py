@@ -73,12 +73,8 @@ def list_alarms(
         conds.append(sa.and_(_A.c.subject_type == "device", _A.c.subject.in_(ids)))
     if drill is not None:
         conds.append(_A.c.drill.is_(drill))
-    with world.store.connect() as conn:
-        total = conn.execute(sa.select(sa.func.count()).select_from(_A).where(*conds)).scalar_one()
-        rows = conn.execute(sa.select(_A).where(*conds).order_by(_A.c.id.desc())
-                            .limit(page.limit).offset(page.offset)).all()
-    return Page(items=[alarm_public(world.inventory, r) for r in rows], total=total, limit=page.limit,
-                offset=page.offset)
+    rows, total = page.fetch(world.store, sa.select(_A).where(*conds).order_by(_A.c.id.desc()))
+    return page.page([alarm_public(world.inventory, r) for r in rows], total)
 
 
 def _detail(world: World, alarm_id: int) -> AlarmDetail:

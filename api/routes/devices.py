@@ -53,8 +53,7 @@ def list_devices(
     items = [device_public(world.inventory, states, r.id) for r in refs]
     if online is not None:
         items = [d for d in items if d.online is online]
-    return Page(items=items[page.offset:page.offset + page.limit], total=len(items), limit=page.limit,
-                offset=page.offset)
+    return page.of(items)
 
 
 @router.get("/{device_id}", summary="One device and its latest readings")

@@ -37,8 +37,7 @@ def list_scenarios(request: Request, _: Viewer) -> list[str]:
 def list_drills(request: Request, _: Viewer, page: PagingDep) -> Page[DrillPublic]:
     """Every drill with its state; a finished drill's report is at /drills/{id}/report."""
     drills = drills_of(request).list()
-    items = [drill_public(*d) for d in drills[page.offset:page.offset + page.limit]]
-    return Page(items=items, total=len(drills), limit=page.limit, offset=page.offset)
+    return page.page([drill_public(*d) for d in page.window(drills)], len(drills))
 
 
 @router.post("/drills", status_code=202, summary="Start a drill scenario (admin)")

@@ -40,8 +40,7 @@ def list_silences(world: WorldDep, _: Viewer, page: PagingDep,
                   ) -> Page[SilencePublic]:
     """Silences mute notifications only; the alarms and their transitions are kept."""
     views = silences.list_silences(world.store, active_only=active)
-    return Page(items=[silence_public(v) for v in views[page.offset:page.offset + page.limit]], total=len(views),
-                limit=page.limit, offset=page.offset)
+    return page.page([silence_public(v) for v in page.window(views)], len(views))
 
 
 @router.post("/silences", status_code=201, summary="Silence notifications (operator)")
@@ -87,12 +86,9 @@ def list_notifications(
         conds.append(_N.c.status.in_(status))
     if drill is not None:
         conds.append(_N.c.drill.is_(drill))
-    with world.store.connect() as conn:
-        total = conn.execute(sa.select(sa.func.count()).select_from(_N).where(*conds)).scalar_one()
-        rows = conn.execute(sa.select(_N).where(*conds).order_by(_N.c.id.desc())
-                            .limit(page.limit).offset(page.offset)).all()
+    rows, total = page.fetch(world.store, sa.select(_N).where(*conds).order_by(_N.c.id.desc()))
     items = [NotificationPublic(id=r.id, alarm_id=r.alarm_id, kind=r.kind, level=r.level, person=r.person,
                                 address=r.address, text=r.text, drill=r.drill, status=r.status,
                                 silence_id=r.silence_id, attempts=r.attempts, created=ns_time(r.created_ns),
                                 sent=ns_time(r.sent_ns), result=r.result) for r in rows]
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    return page.page(items, total)

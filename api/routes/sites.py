@@ -118,8 +118,7 @@ def list_rooms(world: WorldDep, _: Viewer, page: PagingDep, site_id: str = SiteI
     """Rooms of the site with their devices online and offline."""
     site = site_or_404(world, site_id)
     rooms = rollup(world, site.id).rooms(site)
-    return Page(items=rooms[page.offset:page.offset + page.limit], total=len(rooms), limit=page.limit,
-                offset=page.offset)
+    return page.of(rooms)
 
 
 @router.get("/{site_id}/rooms/{room_id}", summary="One room and its devices")

@@ -54,10 +54,7 @@ def list_readiness(
         conds.append(_R.c.go.is_(go))
     if site_level:
         conds.append(_R.c.room == "_site")
-    with world.store.connect() as conn:
-        total = conn.execute(sa.select(sa.func.count()).select_from(_R).where(*conds)).scalar_one()
-        rows = conn.execute(sa.select(_R).where(*conds).order_by(_R.c.at_ns.desc(), _R.c.site, _R.c.room)
-                            .limit(page.limit).offset(page.offset)).all()
+    rows, total = page.fetch(world.store, sa.select(_R).where(*conds).order_by(_R.c.at_ns.desc(), _R.c.site, _R.c.room))
     items = [ReadinessPublic(paper=r.paper, site=r.site, room=r.room, go=r.go, detail=r.detail, drill=r.drill,
                              at=ns_time(r.at_ns)) for r in rows]
-    return Page(items=items, total=total, limit=page.limit, offset=page.offset)
+    return page.page(items, total)
