@@ -33,8 +33,8 @@ class ReloadOutcome(BaseModel):
 def request_reload(settings: Settings, service: Reloadable, by: str) -> ReloadOutcome:
     """Publish a reload request to ``service`` and wait up to ``api.reload_wait_s`` for its answer."""
     request = ReloadRequest(id=secrets.token_hex(8), by=by[:128])  # a CLI-made token name may be longer
-    answers: queue.SimpleQueue[ReloadAnswer] = queue.SimpleQueue()
-    suback: queue.SimpleQueue[bool] = queue.SimpleQueue()
+    answers: queue.Queue[ReloadAnswer] = queue.Queue()
+    suback: queue.Queue[bool] = queue.Queue()
 
     def on_message(_c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         try:
@@ -69,7 +69,7 @@ def request_reload(settings: Settings, service: Reloadable, by: str) -> ReloadOu
 
 
 def _send(c: paho.Client, settings: Settings, service: Reloadable, request: ReloadRequest,
-          suback: queue.SimpleQueue[bool]) -> None:
+          suback: queue.Queue[bool]) -> None:
     """Connect, subscribe to the answers (before asking, so none is missed), then publish the request."""
     mqtt.connect_and_wait(c, settings.mqtt, clean_start=True, timeout_s=_STEP_S)
     c.subscribe(control.answer_topic(service), qos=1)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import heapq
 import json
 import logging
-import queue
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from examwatch import control, mqtt, topics
 from examwatch import inventory as inventory_file
 from examwatch import roster as roster_file
 from examwatch.datafile import DataFileError
+from examwatch.inbox import Inbox
 from examwatch.inventory import Inventory
 from examwatch.roster import Roster
 from examwatch.settings import Settings
@@ -44,6 +44,9 @@ ALARMS = f"{topics.ROOT}/_alarm/#"
 RELOAD_TOPIC = control.reload_topic("notifier")
 _S = 1_000_000_000
 Item = tuple[str, bytes, int, int]
+# One batch is one store transaction: bounded, so the write lock shared with the rules engine
+# is never held long.
+BATCH = 100
 
 
 class Service:
@@ -55,7 +58,7 @@ class Service:
         self.store = open_store(settings.store.url)
         self.planner = Planner(roster, inventory, cfg)
         self.sender = Sender(self.store, self.provider, cfg)
-        self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self.inbox: Inbox[Item] = Inbox()
         self.timers: list[tuple[int, int]] = []
         self._armed: set[tuple[int, int]] = set()
         self._held: list[Item] = []
@@ -74,7 +77,7 @@ class Service:
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         if not self._stopping:  # else not acknowledged: the broker gives it to our next session
-            self.queue.put((msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+            self.inbox.put((msg.topic, bytes(msg.payload), msg.mid, msg.qos))
 
     def start(self) -> None:
         """Check the provider, restore the outbox and the timers, then connect."""
@@ -102,7 +105,7 @@ class Service:
                 reload.clear()
                 self.reload()
             wait = 0.5 if not self.timers else min(0.5, max(0.0, self.timers[0][0] / _S - time.time()))
-            items = self._held or self._take(max(wait, 0.0005))
+            items = self._held or self.inbox.take(wait, BATCH)
             try:
                 if items:
                     self._apply(items)
@@ -113,21 +116,6 @@ class Service:
                 log.warning("store: %s; retrying in 1 s", str(exc).splitlines()[0])
                 self._held = items
                 stop.wait(1.0)
-
-    def _take(self, timeout: float, most: int = 100) -> list[Item]:
-        """What has arrived (waiting up to ``timeout`` for the first), at most ``most``.
-
-        One batch is one store transaction: bounded, so the write lock shared with the rules
-        engine is never held long.
-        """
-        items: list[Item] = []
-        try:
-            items.append(self.queue.get(timeout=timeout))
-            while len(items) < most:
-                items.append(self.queue.get_nowait())
-        except queue.Empty:
-            pass
-        return items
 
     def reload(self) -> tuple[bool, str]:
         """Re-read the inventory (its sites and names, for routes and messages) and the roster; a
@@ -207,4 +195,3 @@ def run(settings: Settings, inventory: Inventory, roster: Roster) -> None:
         service.loop(stop, reload)
     finally:
         service.stop()
-

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import faulthandler
 import logging
-import queue
 import signal
 import threading
 import time
@@ -23,6 +22,7 @@ import paho.mqtt.client as paho
 
 from examwatch import control, mqtt, topics
 from examwatch.datafile import DataFileError
+from examwatch.inbox import Inbox
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.inventory import Inventory
 from examwatch.rulebook.files import RuleSet, load_dir
@@ -61,7 +61,7 @@ class Service:
             self.store, self.world, ruleset, clock, grace_s=cfg.restart_grace_s, tick_s=cfg.tick_s
         )
         self.intake = Intake(self.world)
-        self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self.inbox: Inbox[Item] = Inbox()
         self.client = mqtt.service_client(settings, "rules", f"rules-{cfg.worker}", manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -80,7 +80,7 @@ class Service:
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         if not self._stopping:  # else not acknowledged: the broker gives it to our next session
-            self.queue.put((msg.topic, bytes(msg.payload), self.clock(), msg.mid, msg.qos, msg.dup))
+            self.inbox.put((msg.topic, bytes(msg.payload), self.clock(), msg.mid, msg.qos, msg.dup))
 
     def _publish(self, topic: str, payload: bytes) -> Callable[[], None]:
         info = self.client.publish(topic, payload, qos=1, retain=True)
@@ -120,7 +120,7 @@ class Service:
                 reload.clear()
                 self.reload()
             wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
-            for topic, payload, recv_s, mid, qos, dup in self._take(wait):
+            for topic, payload, recv_s, mid, qos, dup in self.inbox.take(min(wait, 0.5), 5000):
                 try:
                     self._judge(topic, payload, recv_s, dup)
                 except Exception:  # a bug must cost one message, not the engine: redelivered, it would crash it again
@@ -140,17 +140,6 @@ class Service:
             self.engine.refuse(obs)
         elif obs is not None:
             self.engine.handle(obs, redelivered=dup)
-
-    def _take(self, wait_s: float, most: int = 5000) -> list[Item]:
-        """What the queue holds (up to ``most``), waiting up to ``wait_s`` for the first."""
-        items: list[Item] = []
-        try:
-            items.append(self.queue.get(timeout=max(0.001, min(wait_s, 0.5))))
-            while len(items) < most:
-                items.append(self.queue.get_nowait())
-        except queue.Empty:
-            pass
-        return items
 
     def _commit(self, acks: list[tuple[int, int]]) -> None:
         if self.engine.commit():
@@ -195,4 +184,6 @@ def run(settings: Settings, inventory: Inventory, timetable: Timetable, ruleset:
     try:
         service.loop(stop, reload)
     finally:
+        faulthandler.dump_traceback_later(15)  # a stop that hangs prints where every thread is
         service.stop()
+        faulthandler.cancel_dump_traceback_later()
