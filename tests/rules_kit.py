@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import subprocess
@@ -191,8 +192,7 @@ def alarms(store: sa.Engine, where: str = "1=1") -> list[dict[str, Any]]:
 
 def transitions(store: sa.Engine) -> list[dict[str, Any]]:
     with store.connect() as conn:
-        q = ("SELECT t.*, a.rule, a.subject FROM alarm_transition t JOIN alarm a ON a.id = t.alarm_id "
-             "ORDER BY t.id")
+        q = "SELECT t.*, a.rule, a.subject FROM alarm_transition t JOIN alarm a ON a.id = t.alarm_id ORDER BY t.id"
         return [dict(r) for r in conn.execute(sa.text(q)).mappings()]
 
 
@@ -288,10 +288,11 @@ class RulesProcess:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.send_signal(10)  # SIGUSR1: the engine prints its threads' stacks to its log
-                time.sleep(0.5)
+                with contextlib.suppress(TimeoutError):  # the log is shown either way
+                    wait_for(lambda: "Current thread" in self.log(), 5, "the engine's stacks")
                 self.proc.kill()
                 self.proc.wait()
-                raise
+                raise AssertionError(f"the engine did not stop in 20 s; its log ends:\n{self.log()[-6000:]}") from None
         self.proc = None
 
     def cli(self, *args: str) -> Any:

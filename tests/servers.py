@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import random
 import re
 import shutil
 import signal
@@ -21,11 +22,30 @@ from pathlib import Path
 from typing import IO
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback port nothing listens on, below the kernel's ephemeral range.
+
+    A port the kernel hands out (bind to 0) can be taken again, before the server binds it, as
+    the local end of any outgoing connection; below that range only another listener can take it.
+    """
+    floor = _ephemeral_floor()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, floor - 20_000), floor)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def wait_for(cond: Callable[[], object], timeout: float, what: str, interval: float = 0.02) -> None:
@@ -272,12 +292,22 @@ class Postgres:
         self.root.chmod(0o777)
         self.port = free_port()
         self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        self._ctl = [*self._as_user, postgres_bin("pg_ctl"), "-D", str(self.root / "data"),
-                     "-l", str(self.root / "pg.log"), "-w"]
+        self._ctl = [
+            *self._as_user,
+            postgres_bin("pg_ctl"),
+            "-D",
+            str(self.root / "data"),
+            "-l",
+            str(self.root / "pg.log"),
+            "-w",
+        ]
 
     def start(self) -> None:
-        subprocess.run([*self._as_user, postgres_bin("initdb"), "-D", str(self.root / "data"), "-U", "postgres",
-                        "-A", "trust"], check=True, capture_output=True)
+        subprocess.run(
+            [*self._as_user, postgres_bin("initdb"), "-D", str(self.root / "data"), "-U", "postgres", "-A", "trust"],
+            check=True,
+            capture_output=True,
+        )
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
         subprocess.run([*self._ctl, "-o", opts, "start"], check=True, capture_output=True)
 
