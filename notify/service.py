@@ -105,7 +105,7 @@ class Service:
                 reload.clear()
                 self.reload()
             wait = 0.5 if not self.timers else min(0.5, max(0.0, self.timers[0][0] / _S - time.time()))
-            items = self._held or self.inbox.take(wait, BATCH)
+            items = self._held or self.inbox.take(max(wait, 0.0005), BATCH)
             try:
                 if items:
                     self._apply(items)
