@@ -120,7 +120,7 @@ class Service:
                 reload.clear()
                 self.reload()
             wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
-            for topic, payload, recv_s, mid, qos, dup in self.inbox.take(min(wait, 0.5), 5000):
+            for topic, payload, recv_s, mid, qos, dup in self.inbox.take(max(0.001, min(wait, 0.5)), 5000):
                 try:
                     self._judge(topic, payload, recv_s, dup)
                 except Exception:  # a bug must cost one message, not the engine: redelivered, it would crash it again
