@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,7 +54,7 @@ MISS_AFTER_S = 30.0
 class Proc:
     """A service child process, ready when its log says it is connected."""
 
-    def __init__(self, root: Path, name: str, cmd: list[str], ready: str) -> None:
+    def __init__(self, root: Path, name: str, cmd: list[str], ready: str = "") -> None:
         self.log = root / f"{name}.out"
         self.ready_text = ready
         self.name = name
@@ -154,10 +155,9 @@ def main(
             p = Proc(tmp, name, [EXAMWATCH, name, "--config", str(config)], ready)
             p.wait_ready()
             procs.append(p)
-        sim = Proc(tmp, "simulate", [EXAMWATCH, "simulate", "--config", str(config), "--interval", str(interval_s)],
-                   "messages published")
-        sim.wait_ready()
+        sim = Proc(tmp, "simulate", [EXAMWATCH, "simulate", "--config", str(config), "--interval", str(interval_s)])
         procs.append(sim)
+        first_report(settings, secret, sim)
         time.sleep(warmup_s)  # the background load runs; nothing is synchronised on this
         for s in inv.sites:
             user = credentials.gateway_user(s.id)
@@ -180,6 +180,23 @@ def main(
         influx.stop()
         if keep:
             typer.echo(f"kept {tmp}", err=True)
+
+
+def first_report(settings: Any, secret: str, sim: Proc) -> None:
+    """Wait until the simulator's telemetry reaches the broker."""
+    got = threading.Event()
+    user = credentials.service_user("ingest")
+    c = mqtt.client(settings.mqtt, "bench-first-report", user, credentials.password(secret, user))
+    c.on_message = lambda _c, _u, _msg: got.set()
+    mqtt.connect_and_wait(c, settings.mqtt, clean_start=True)
+    c.subscribe(f"{topics.ROOT}/+/+/+/telemetry", qos=0)
+    try:
+        wait_for(lambda: got.is_set() or sim.proc.poll() is not None, 60, "the simulator's first report")
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    if sim.proc.poll() is not None:
+        raise RuntimeError(f"simulate exited: {sim.log.read_text()[-2000:]}")
 
 
 def observe(settings: Any, secret: str) -> dict[str, Any]:
