@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -13,8 +14,11 @@ def stop_on_signals(log: logging.Logger, doing: str) -> threading.Event:
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: %s", signum, doing)
         stop.set()
+        # A handler's exception would surface wherever the main thread happened to be, and
+        # writing to stderr from a signal handler can fail (a reentrant call): lose the line instead.
+        with contextlib.suppress(RuntimeError, OSError):
+            log.info("signal %d: %s", signum, doing)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
