@@ -33,7 +33,7 @@ _MAX_PEEK = 1 << 16  # a refused payload larger than this is not read for its dr
 class Intake:
     def __init__(self, world: World) -> None:
         self.world = world
-        self.refused: Counter[str] = Counter()
+        self.refused: Counter[Reason] = Counter()
 
     def observe(self, topic: str, payload: bytes, recv_s: float) -> Observation | Refusal | None:
         """The observation for one message; a Refusal (counted) when it breaks the contract under
@@ -46,26 +46,25 @@ class Intake:
             return None
         ref: DeviceRef | None = self.world.devices.get(parts.device)
         if ref is None or (ref.site, ref.kind) != (parts.site, parts.kind):
-            return self._refuse(Reason.UNKNOWN_DEVICE, parts.site, parts.kind, parts.device, None, payload, recv_s)
+            return self._refuse(Reason.UNKNOWN_DEVICE, "", parts.site, parts.kind, parts.device, None, payload, recv_s)
         return self._judge(parts.channel, ref, payload, recv_s)
 
     def _judge(self, channel_name: str, ref: DeviceRef, payload: bytes, recv_s: float) -> Observation | Refusal | None:
         if channel_name == Channel.STATUS:
             if payload not in (topics.STATUS_ONLINE, topics.STATUS_OFFLINE):
-                return self._refuse(Reason.BAD_STATUS, ref.site, ref.kind, ref.id, ref, payload, recv_s)
+                return self._refuse(Reason.BAD_STATUS, "", ref.site, ref.kind, ref.id, ref, payload, recv_s)
             return Observation(ref, Channel.STATUS, None, payload == topics.STATUS_ONLINE, recv_s,
                                self._last_drill(ref.id))
         route = _ROUTES.get((ref.kind, channel_name))
         if route is None:
-            return self._refuse(Reason.UNKNOWN_CHANNEL, ref.site, ref.kind, ref.id, ref, payload, recv_s)
+            return self._refuse(Reason.UNKNOWN_CHANNEL, "", ref.site, ref.kind, ref.id, ref, payload, recv_s)
         channel, adapter = route
         try:
             msg = adapter.validate_json(payload)
         except ValidationError as exc:
-            reason, detail = classify(exc, payload)
-            return self._refuse(f"{reason}: {detail}", ref.site, ref.kind, ref.id, ref, payload, recv_s)
+            return self._refuse(*classify(exc, payload), ref.site, ref.kind, ref.id, ref, payload, recv_s)
         if msg.device != ref.id:
-            return self._refuse(Reason.TOPIC_MISMATCH, ref.site, ref.kind, ref.id, ref, payload, recv_s)
+            return self._refuse(Reason.TOPIC_MISMATCH, "", ref.site, ref.kind, ref.id, ref, payload, recv_s)
         return Observation(ref, channel, msg, None, recv_s, msg.drill)
 
     def _last_drill(self, device: str) -> bool:
@@ -73,9 +72,17 @@ class Intake:
         return seen.drill if seen else False
 
     def _refuse(
-        self, reason: str, site: str, kind: str, device: str, ref: DeviceRef | None, payload: bytes, recv_s: float
+        self,
+        reason: Reason,
+        detail: str,
+        site: str,
+        kind: str,
+        device: str,
+        ref: DeviceRef | None,
+        payload: bytes,
+        recv_s: float,
     ) -> Refusal | None:
-        self.refused[reason.partition(":")[0]] += 1
+        self.refused[reason] += 1
         if site not in self.world.by_site:
             return None  # nobody to tell: no site of ours
         claimed = _drill_flag(payload)
@@ -84,7 +91,7 @@ class Intake:
             drill = bool(claimed) and self.world.drill_running(site)
         else:
             drill = self._last_drill(device) if claimed is None else claimed
-        return Refusal(reason, site, kind, device, ref, recv_s, drill)
+        return Refusal(reason, site, kind, device, ref, recv_s, drill, detail)
 
 
 def _drill_flag(payload: bytes) -> bool | None:

@@ -9,6 +9,7 @@ from typing import NamedTuple, Protocol
 
 from examwatch.inventory import DeviceRef
 from examwatch.kinds import Channel, Envelope
+from examwatch.rejects import Reason
 from examwatch.rulebook.configs import Severity
 
 
@@ -92,16 +93,22 @@ class Refusal:
     ``ref`` is the inventory's device when the id belongs there under this topic's site and kind
     (its payload broke the contract); None for a device id the inventory lacks, or one publishing
     under another site's or kind's topics. ``drill`` is the payload's own flag when it can be read,
-    else the device's last known one.
+    else the device's last known one. ``detail`` says where a payload broke its schema.
     """
 
-    reason: str
+    reason: Reason
     site: str
     kind: str  # the topic's
     device: str
     ref: DeviceRef | None
     recv_s: float
     drill: bool
+    detail: str = ""
+
+    @property
+    def why(self) -> str:
+        """The reason in ingest's words, e.g. ``not_json: Invalid JSON: EOF while parsing …``."""
+        return f"{self.reason}: {self.detail}" if self.detail else str(self.reason)
 
 
 class Clock(Protocol):

@@ -25,6 +25,7 @@ from examwatch.datafile import DataFileError
 from examwatch.inbox import Inbox
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.inventory import Inventory
+from examwatch.rejects import Reason
 from examwatch.rulebook.files import RuleSet, load_dir
 from examwatch.settings import Settings
 from examwatch.signals import reload_on_hangup, stop_on_signals
@@ -125,7 +126,7 @@ class Service:
                     self._judge(topic, payload, recv_s, dup)
                 except Exception:  # a bug must cost one message, not the engine: redelivered, it would crash it again
                     log.exception("message on %s not judged", topic)
-                    self.intake.refused["internal"] += 1
+                    self.intake.refused[Reason.INTERNAL] += 1
                 acks.append((mid, qos))
             self.engine.run_due()
             if time.monotonic() - last_commit >= interval:

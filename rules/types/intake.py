@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from examwatch.rejects import Reason
 from examwatch.rulebook.configs import SITE, IntakeConfig, Severity
 from rules.model import Finding, Refusal, Subject, Verdict
 from rules.types._base import DRILL_SUFFIX, NO_TIMERS, Contract, Rule, RuleType, Timers, keyed
@@ -45,14 +46,14 @@ def evaluate(
         return None, Finding(
             False, cfg.severity, f"nothing refused for {cfg.clear_after_s:g} s (was: {', '.join(state[1])})"
         )
-    what = refusal.device if cfg.refused == "unknown_device" else refusal.reason.partition(":")[0]
+    what = refusal.device if cfg.refused == "unknown_device" else refusal.reason
     if state is not None:
         ids = state[1] if what in state[1] or len(state[1]) >= MAX_IDS else [*state[1], what]
         return [refusal.recv_s, ids], None
     if cfg.refused == "unknown_device":
         text = f"site {refusal.site}: messages from {refusal.device}, a device the inventory lacks here"
     else:
-        text = f"{refusal.device}: message refused at intake ({refusal.reason[:160]})"
+        text = f"{refusal.device}: message refused at intake ({refusal.why[:160]})"
     return [refusal.recv_s, [what]], Finding(True, cfg.severity, text)
 
 
@@ -111,7 +112,8 @@ class IntakeRule(Rule[IntakeConfig]):
 
 def _refusal(world: World, now: float) -> Refusal:
     ref = world.devices["S01-R01-JAM1"]
-    return Refusal("not_json: Invalid JSON: EOF while parsing an object", ref.site, ref.kind, ref.id, ref, now, False)
+    detail = "Invalid JSON: EOF while parsing an object"
+    return Refusal(Reason.NOT_JSON, ref.site, ref.kind, ref.id, ref, now, False, detail)
 
 
 def _fire(rule: Rule[Any], world: World, now: float) -> list[Verdict]:
