@@ -81,4 +81,4 @@ def _send(c: paho.Client, settings: Settings, service: Reloadable, request: Relo
     info = c.publish(control.reload_topic(service), request.model_dump_json().encode(), qos=1)
     info.wait_for_publish(_STEP_S)
     if not info.is_published():
-        raise TimeoutError("the broker did not confirm the request within 3 s")
+        raise TimeoutError(f"the broker did not confirm the request within {_STEP_S:g} s")
