@@ -44,8 +44,8 @@ from examwatch import broker, credentials, mqtt, sample, topics  # noqa: E402
 from examwatch.inventory import Inventory  # noqa: E402
 from examwatch.settings import load_settings  # noqa: E402
 from examwatch.store import engine  # noqa: E402
-from tests.servers import Influx, Kannel, Mosquitto, current_user, free_port, wait_for  # noqa: E402
-from tests.stack import EXAMWATCH, _toml  # noqa: E402
+from harness.servers import Influx, Kannel, Mosquitto, current_user, free_port, wait_for  # noqa: E402
+from harness.stack import EXAMWATCH, _toml  # noqa: E402
 
 app = typer.Typer(add_completion=False)
 MISS_AFTER_S = 30.0

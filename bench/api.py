@@ -33,14 +33,13 @@ import httpx
 import typer
 
 from examwatch import broker, inventory, timetable
-from examwatch.rulebook.configs import Severity
+from examwatch.alarm import Severity, Subject
 from examwatch.store import open_store, writing
 from examwatch.store.access import Role, create_token
-from rules.lifecycle import open_alarm
-from rules.model import Subject
-from tests.api_stack import ApiProcess
-from tests.servers import Influx, Mosquitto, current_user, free_port, wait_for
-from tests.stack import EXAMWATCH, IngestProcess, _toml
+from examwatch.store.lifecycle import open_alarm
+from harness.api_stack import ApiProcess
+from harness.servers import Influx, Mosquitto, current_user, free_port, wait_for
+from harness.stack import EXAMWATCH, IngestProcess, _toml
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -28,9 +28,9 @@ from bench.load import (
     start_counter,
     start_publisher,
 )
-from tests.servers import Influx as InfluxServer
-from tests.servers import wait_for
-from tests.stack import Stack
+from harness.servers import Influx as InfluxServer
+from harness.servers import wait_for
+from harness.stack import Stack
 
 KINDS_RE = "/^(gate|jammer|detector|camera|power)$/"
 #: Publishing starts this long before now, so device clocks stay well inside ingest's 24 h bound.

@@ -36,12 +36,12 @@ from examwatch.inventory import Inventory
 from examwatch.rulebook.files import load_dir
 from examwatch.store import open_store
 from examwatch.timetable import Timetable
+from harness.rules_kit import TEST_RULES, Heartbeat, RulesProcess, alarms, healthy, timetable, transitions
+from harness.servers import Influx, wait_for
+from harness.stack import Stack, device_topic, publish_all, telemetry
 from rules.engine import Engine
 from rules.types._base import observe
 from rules.world import World
-from tests.rules_kit import TEST_RULES, Heartbeat, RulesProcess, alarms, healthy, timetable, transitions
-from tests.servers import Influx, wait_for
-from tests.stack import Stack, device_topic, publish_all, telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
 N_MESSAGES = 30_000

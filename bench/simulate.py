@@ -29,8 +29,8 @@ import paho.mqtt.client as paho
 from examwatch import broker, credentials, sample, topics
 from examwatch.inventory import Inventory
 from examwatch.settings import Settings, load_settings
+from harness.servers import Mosquitto, current_user, free_port
 from simulators.readings import TELEMETRY
-from tests.servers import Mosquitto, current_user, free_port
 
 ROOMS = 22  # 13 + 4 x 22 = 101 devices a site
 EXAMWATCH = str(Path(sys.executable).parent / "examwatch")

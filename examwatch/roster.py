@@ -17,8 +17,8 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from examwatch import datafile
+from examwatch.alarm import Severity
 from examwatch.kinds import Kind
-from examwatch.rulebook.configs import Severity
 
 PersonId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Phone = Annotated[str, Field(pattern=r"^\+?[0-9]{5,20}$", description="digits, optionally with a leading +")]

@@ -14,9 +14,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from examwatch.clock import WALL, Clock, DrillClock
 from examwatch.datafile import DataFileError, format_loc
 
 DEMO_SECRET = "examwatch-demo-secret-not-for-exams"  # noqa: S105 - the published demo value, refused in production
@@ -156,6 +157,33 @@ class ApiSettings(_Section):
     )
 
 
+class ClockSettings(_Section):
+    """The clock every service judges by (``examwatch.clock``). Unset: real time.
+
+    A compressed drill sets ``start`` (the simulated moment, e.g. the exam day's 07:20), ``wall_start``
+    (when, in real time, that moment is) and ``speed``; every service of the drill's stack reads the
+    same values, so they all agree on what time it is. Before ``wall_start`` the clock stands at ``start``.
+    """
+
+    speed: float = Field(default=1.0, gt=0, le=1000, description="clock seconds per real second")
+    start: AwareDatetime | None = Field(default=None, description="the clock's time at wall_start")
+    wall_start: AwareDatetime | None = Field(default=None, description="real time at which the clock reads start")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if (self.start is None) != (self.wall_start is None):
+            raise ValueError("a drill clock needs both start and wall_start")
+        if self.speed != 1.0 and self.start is None:
+            raise ValueError("speed other than 1 needs start and wall_start (a drill clock)")
+        return self
+
+    def make(self) -> Clock:
+        """The wall clock, or the drill clock these settings describe."""
+        if self.start is None or self.wall_start is None:
+            return WALL
+        return DrillClock(self.start.timestamp(), self.wall_start.timestamp(), self.speed)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EXAMWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -176,6 +204,7 @@ class Settings(BaseSettings):
     rules: RulesSettings = RulesSettings()
     notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()
+    clock: ClockSettings = ClockSettings()
 
     @model_validator(mode="after")
     def _secrets_fit_mode(self) -> Self:

@@ -1,4 +1,4 @@
-"""Alarm transitions as the notifier reads them, and the SMS texts made from them.
+"""The SMS texts made from alarm transitions (the contract: ``examwatch.alarm.AlarmTransition``).
 
 An alert reads ``【考务告警】S03 人大附中 保密室市电中断 17:42:05 请立即处置``; the all-clear
 ``【考务恢复】S03 人大附中 保密室市电中断已恢复 17:50:12``. A drill carries 【演练】 first. A text
@@ -14,8 +14,7 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict
-
+from examwatch.alarm import AlarmTransition
 from examwatch.inventory import Inventory, RoomType
 from examwatch.roster import Roster
 
@@ -25,25 +24,6 @@ UCS2_SEGMENT, GSM_SEGMENT = 70, 160
 _GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
             "¿abcdefghijklmnopqrstuvwxyzäöñüà")
 _ROOM_EN = {RoomType.STORAGE: "storage room", RoomType.ENTRANCE: "entrance", RoomType.REST: "rest room"}
-
-
-class AlarmTransition(BaseModel):
-    """The JSON the rules engine publishes retained on ``exam/v1/_alarm/{site}/{rule}/{subject}``."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    transition_id: str
-    alarm_id: int
-    seq: int
-    rule: str
-    severity: str
-    site: str
-    subject: str
-    subject_type: str
-    state: str
-    message: str = ""
-    drill: bool = False
-    at_ns: int
-    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

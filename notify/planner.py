@@ -26,18 +26,18 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from examwatch.alarm import AlarmTransition, Severity
 from examwatch.inventory import Inventory
 from examwatch.roster import Roster
 from examwatch.settings import NotifySettings
 from examwatch.store import silences
 from examwatch.store.notify_models import Notification, NotifyAlarm
 from notify import messages
-from notify.messages import AlarmTransition, MessageKind, Place
+from notify.messages import MessageKind, Place
 from notify.roster import Recipient, levels, recipients
 
 log = logging.getLogger("examwatch.notify.planner")
 _N, _NA = cast(sa.Table, Notification.__table__), cast(sa.Table, NotifyAlarm.__table__)
-_RANK = {"warning": 1, "minor": 2, "major": 3, "critical": 4}
 _S = 1_000_000_000
 
 
@@ -70,7 +70,7 @@ class Planner:
         queued: list[int] = []
         if t.state == "firing" and not state["fired_cause"]:
             queued += self._first_alert(conn, t, p, state, now_ns)
-        elif t.state == "firing" and _RANK.get(t.severity, 0) > _RANK.get(previous_severity, 0):
+        elif t.state == "firing" and t.severity.rank > Severity(previous_severity).rank:
             told = self._told(conn, t.alarm_id)
             queued += self._send(conn, t, p, told, t.transition_id, "alert", state["level"], now_ns)
             self._arm(t, state)
@@ -204,7 +204,7 @@ def _next(state: dict[str, Any]) -> int | None:
 
 
 def _transition_of(state: dict[str, Any]) -> AlarmTransition:
-    return AlarmTransition(transition_id=f"{state['alarm_id']}.{state['seq']}", alarm_id=state["alarm_id"],
-                           seq=state["seq"], rule=state["rule"], severity=state["severity"], site=state["site"],
-                           subject=state["subject"], subject_type=state["subject_type"], state=state["state"],
-                           drill=state["drill"], at_ns=state["updated_ns"])
+    return AlarmTransition(alarm_id=state["alarm_id"], seq=state["seq"], rule=state["rule"],
+                           severity=state["severity"], site=state["site"], subject=state["subject"],
+                           subject_type=state["subject_type"], state=state["state"], drill=state["drill"],
+                           at_ns=state["updated_ns"])

@@ -23,9 +23,10 @@ import paho.mqtt.client as paho
 import pydantic
 import sqlalchemy as sa
 
-from examwatch import control, mqtt, topics
+from examwatch import control, mqtt
 from examwatch import inventory as inventory_file
 from examwatch import roster as roster_file
+from examwatch.alarm import ALARM_TOPICS, AlarmTransition
 from examwatch.datafile import DataFileError
 from examwatch.inbox import Inbox
 from examwatch.inventory import Inventory
@@ -34,13 +35,11 @@ from examwatch.settings import Settings
 from examwatch.signals import reload_on_hangup, stop_on_signals
 from examwatch.store import open_store, writing
 from notify import providers
-from notify.messages import AlarmTransition
 from notify.planner import Planned, Planner
 from notify.sender import Sender, set_health
 
 log = logging.getLogger("examwatch.notify")
 SHARE_GROUP = "notify"
-ALARMS = f"{topics.ROOT}/_alarm/#"
 RELOAD_TOPIC = control.reload_topic("notifier")
 _S = 1_000_000_000
 Item = tuple[str, bytes, int, int]
@@ -72,7 +71,7 @@ class Service:
         if getattr(rc, "is_failure", False):
             log.error("broker refused the notifier: %s", rc)
             return
-        c.subscribe([(f"$share/{SHARE_GROUP}/{ALARMS}", 1), (RELOAD_TOPIC, 1)])
+        c.subscribe([(f"$share/{SHARE_GROUP}/{ALARM_TOPICS}", 1), (RELOAD_TOPIC, 1)])
         log.info("connected (session present: %s)", flags.session_present)
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:

@@ -1,9 +1,5 @@
-"""The rules engine and the alarm lifecycle.
+"""The rules engine: MQTT telemetry in, alarm transitions out (``examwatch rules``).
 
-The API calls the lifecycle's public functions re-exported here; nothing else in this package
-is for other services.
+Nothing in this package is for other services: the alarm contract and its lifecycle are in the
+domain package (``examwatch.alarm``, ``examwatch.store.lifecycle``).
 """
-
-from rules.lifecycle import AlarmError, AlarmView, TransitionView, acknowledge, history, list_alarms, resolve
-
-__all__ = ["AlarmError", "AlarmView", "TransitionView", "acknowledge", "history", "list_alarms", "resolve"]

@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from examwatch.rulebook.configs import Severity
-from rules import lifecycle
-from rules.lifecycle import ENGINE, AlarmView, ConflictError
-from rules.model import State, Verdict
+from examwatch.alarm import ENGINE, Severity, State
+from examwatch.store import lifecycle
+from examwatch.store.lifecycle import AlarmView, ConflictError
+from rules.model import Verdict
 from rules.timers import TimerHeap
 
 PROMOTE = ""  # the timer "rule" name for pending alarms whose ``for`` has run out

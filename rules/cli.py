@@ -24,8 +24,9 @@ from examwatch.cli import (
     store_or_exit,
 )
 from examwatch.rulebook import files as rulesfile
-from rules import lifecycle, service
-from rules.lifecycle import AlarmError, AlarmView
+from examwatch.store import lifecycle
+from examwatch.store.lifecycle import AlarmError, AlarmView
+from rules import service
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 ByOption = Annotated[str, typer.Option("--by", help="who does it (kept with the transition)")]

@@ -22,7 +22,7 @@ from examwatch.kinds import Channel
 from examwatch.rulebook.files import RuleSet
 from examwatch.store import Readiness, RuleState, Transition, writing
 from rules.book import PROMOTE, Book
-from rules.model import Clock, Observation, Refusal, Verdict
+from rules.model import Now, Observation, Refusal, Verdict
 from rules.timers import TimerHeap
 from rules.types import RULE_TYPES, ReadinessReport, Rule
 from rules.world import Seen, World
@@ -47,7 +47,7 @@ class Engine:
         store: sa.Engine,
         world: World,
         ruleset: RuleSet,
-        clock: Clock,
+        clock: Now,
         *,
         grace_s: float = 10.0,
         tick_s: float = 1.0,

@@ -1,50 +1,15 @@
-"""What rules see and say: observations in, verdicts out; severities and subjects."""
+"""What rules see and say: observations in, verdicts out (severities and subjects: ``examwatch.alarm``)."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
+from examwatch.alarm import Severity, Subject
 from examwatch.inventory import DeviceRef
 from examwatch.kinds import Channel, Envelope
 from examwatch.rejects import Reason
-from examwatch.rulebook.configs import Severity
-
-
-class SubjectType(StrEnum):
-    DEVICE = "device"
-    ROOM = "room"
-    SITE = "site"
-
-
-class State(StrEnum):
-    PENDING = "pending"
-    FIRING = "firing"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-
-
-@dataclass(frozen=True, slots=True)
-class Subject:
-    """What an alarm is about: a device id, a room as ``S01-R01``, or a site id."""
-
-    id: str
-    type: SubjectType
-    site: str
-
-    @classmethod
-    def device(cls, ref: DeviceRef) -> Subject:
-        return cls(ref.id, SubjectType.DEVICE, ref.site)
-
-    @classmethod
-    def room(cls, site: str, room: str) -> Subject:
-        return cls(f"{site}-{room}", SubjectType.ROOM, site)
-
-    @classmethod
-    def of_site(cls, site: str) -> Subject:
-        return cls(site, SubjectType.SITE, site)
 
 
 class Finding(NamedTuple):
@@ -111,12 +76,5 @@ class Refusal:
         return f"{self.reason}: {self.detail}" if self.detail else str(self.reason)
 
 
-class Clock(Protocol):
-    def __call__(self) -> float:
-        """Seconds since the Unix epoch."""
-        ...
-
-
-def system_clock() -> float:
-    """The wall clock; tests inject their own."""
-    return time.time()
+#: the engine's clock: epoch seconds now (the service passes its ``examwatch.clock.Clock``'s ``now``)
+Now = Callable[[], float]

@@ -24,6 +24,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from examwatch import lineproto, topics
+from examwatch.alarm import AlarmTransition
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.store import Alarm, Readiness, Transition, writing
 
@@ -36,10 +37,6 @@ _A, _T, _R = (
 #: publish retained at QoS 1; returns a call that waits for the broker's PUBACK
 Publish = Callable[[str, bytes], Callable[[], None]]
 MarkSent = Callable[[list[int], list[int]], None]
-
-
-def alarm_topic(site: str, rule: str, subject: str) -> str:
-    return f"{topics.ROOT}/_alarm/{site}/{rule}/{subject}"
 
 
 def readiness_topic(site: str) -> str:
@@ -60,27 +57,13 @@ def alarm_line(m: Any) -> bytes:
     return lineproto.line("alarm", tags, fields, m["at_ns"])
 
 
-def alarm_payload(m: Any) -> bytes:
-    return json.dumps(
-        {
-            "transition_id": f"{m['alarm_id']}.{m['seq']}",
-            "alarm_id": m["alarm_id"],
-            "seq": m["seq"],
-            "rule": m["rule"],
-            "severity": m["severity"],
-            "site": m["site"],
-            "subject": m["subject"],
-            "subject_type": m["subject_type"],
-            "state": m["state"],
-            "active": m["state"] != "resolved",
-            "message": m["message"],
-            "drill": bool(m["drill"]),
-            "at_ns": m["at_ns"],
-            "by": m["by"],
-            "comment": m["comment"],
-        },
-        ensure_ascii=False,
-    ).encode()
+def alarm_message(m: Any) -> AlarmTransition:
+    """The contract's message for a transition row joined with its alarm."""
+    return AlarmTransition(
+        alarm_id=m["alarm_id"], seq=m["seq"], rule=m["rule"], severity=m["severity"], site=m["site"],
+        subject=m["subject"], subject_type=m["subject_type"], state=m["state"], message=m["message"],
+        drill=bool(m["drill"]), at_ns=m["at_ns"], by=m["by"], comment=m["comment"],
+    )
 
 
 def readiness_line(m: Any) -> bytes:
@@ -196,9 +179,8 @@ class Outbox:
         pub_t, pub_r = self._published
         new_t = [m for m in trans if m["id"] not in pub_t]
         new_r = [m for m in ready if m["id"] not in pub_r]
-        waits = [
-            self.publish(alarm_topic(m["site"], m["rule"], m["subject"]), alarm_payload(m)) for m in new_t
-        ]
+        messages = [alarm_message(m) for m in new_t]
+        waits = [self.publish(msg.topic, msg.payload()) for msg in messages]
         waits += [
             self.publish(
                 readiness_topic(site), self._readiness_payload(site, [m for m in new_r if m["site"] == site])

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import paho.mqtt.client as paho
 
 from examwatch import control, mqtt, topics
+from examwatch.clock import Clock, wait_s
 from examwatch.datafile import DataFileError
 from examwatch.inbox import Inbox
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
@@ -33,7 +34,7 @@ from examwatch.store import open_store
 from examwatch.timetable import Timetable
 from rules.engine import Engine
 from rules.intake import Intake
-from rules.model import Clock, Refusal, system_clock
+from rules.model import Refusal
 from rules.outbox import Outbox
 from rules.world import World
 
@@ -51,15 +52,15 @@ class Service:
         inventory: Inventory,
         timetable: Timetable,
         ruleset: RuleSet,
-        clock: Clock = system_clock,
+        clock: Clock | None = None,
     ) -> None:
         cfg = settings.rules
         self.settings = settings
-        self.clock = clock
+        self.clock = clock if clock is not None else settings.clock.make()
         self.store = open_store(settings.store.url)
         self.world = World(inventory, timetable)
         self.engine = Engine(
-            self.store, self.world, ruleset, clock, grace_s=cfg.restart_grace_s, tick_s=cfg.tick_s
+            self.store, self.world, ruleset, self.clock.now, grace_s=cfg.restart_grace_s, tick_s=cfg.tick_s
         )
         self.intake = Intake(self.world)
         self.inbox: Inbox[Item] = Inbox()
@@ -81,7 +82,7 @@ class Service:
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         if not self._stopping:  # else not acknowledged: the broker gives it to our next session
-            self.inbox.put((msg.topic, bytes(msg.payload), self.clock(), msg.mid, msg.qos, msg.dup))
+            self.inbox.put((msg.topic, bytes(msg.payload), self.clock.now(), msg.mid, msg.qos, msg.dup))
 
     def _publish(self, topic: str, payload: bytes) -> Callable[[], None]:
         info = self.client.publish(topic, payload, qos=1, retain=True)
@@ -120,7 +121,7 @@ class Service:
             if reload.is_set():
                 reload.clear()
                 self.reload()
-            wait = min(self.engine.next_wakeup() - self.clock(), last_commit + interval - time.monotonic())
+            wait = min(wait_s(self.clock, self.engine.next_wakeup()), last_commit + interval - time.monotonic())
             for topic, payload, recv_s, mid, qos, dup in self.inbox.take(max(0.001, min(wait, 0.5)), 5000):
                 try:
                     self._judge(topic, payload, recv_s, dup)

@@ -14,11 +14,12 @@ import typer
 
 from examwatch import timetable as timetable_mod
 from examwatch.cli import ConfigOption, fail, inventory_or_exit, settings_or_exit
+from examwatch.clock import DrillClock
 from examwatch.datafile import DataFileError
 from examwatch.inventory import Inventory
 from examwatch.mqtt import ConnectRefused
 from examwatch.settings import Settings
-from simulators.clock import SimClock, check_span, start_day
+from simulators.clock import check_span, start_day
 from simulators.engine import Engine, Mode, Options
 from simulators.progress import reporter
 from simulators.stats import Stats
@@ -53,7 +54,7 @@ def load_world(config: Path | None, inventory: Path | None) -> World:
 
 def day_or_exit(
     tt: timetable_mod.Timetable, paper: str | None, lead_min: float, speed: float, real_clock: bool
-) -> tuple[SimClock, timetable_mod.Timetable]:
+) -> tuple[DrillClock, timetable_mod.Timetable]:
     if real_clock and speed != 1:
         fail("--real-clock runs at --speed 1 only")
     try:
@@ -143,7 +144,7 @@ def simulate(
     result = run_engine(engine, links, duration * 60, quiet)
     summary = result.summary()
     first = shifted.for_site(inv.sites[0].id)
-    summary["clock"] = {"wall0": clock.wall0, "sim0": clock.sim0, "speed": clock.speed,
+    summary["clock"] = {"wall0": clock.wall_start, "sim0": clock.start, "speed": clock.speed,
                         "first_paper_start": first[0].start.timestamp() if first else None}
     if stats is not None:
         stats.write_text(json.dumps(summary, indent=2) + "\n")

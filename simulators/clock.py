@@ -14,44 +14,15 @@ point's ``skew_ms`` (receive time minus device time) is that lead, not a real cl
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from examwatch.clock import DrillClock
 from examwatch.timetable import Timetable
 
 
-@dataclass(frozen=True, slots=True)
-class SimClock:
-    """``sim = sim0 + (wall - wall0) * speed``, all in epoch seconds."""
-
-    wall0: float
-    sim0: float
-    speed: float = 1.0
-
-    @classmethod
-    def starting_now(cls, speed: float = 1.0) -> SimClock:
-        """A clock whose simulated time starts at the wall clock's now."""
-        now = time.time()
-        return cls(now, now, speed)
-
-    def sim_at(self, wall: float) -> float:
-        return self.sim0 + (wall - self.wall0) * self.speed
-
-    def wall_at(self, sim: float) -> float:
-        return self.wall0 + (sim - self.sim0) / self.speed
-
-    def now(self) -> float:
-        """Simulated time now, epoch seconds."""
-        return self.sim_at(time.time())
-
-    def sim_datetime(self, sim: float) -> datetime:
-        return datetime.fromtimestamp(sim, UTC)
-
-
-def shift_for(start: datetime, clock: SimClock) -> timedelta:
+def shift_for(start: datetime, clock: DrillClock) -> timedelta:
     """How far to move a timetable so that its moment ``start`` falls at the clock's sim0."""
-    return datetime.fromtimestamp(clock.sim0, UTC) - start
+    return datetime.fromtimestamp(clock.start, UTC) - start
 
 
 def check_span(span_s: float, speed: float, max_offset_s: float) -> str | None:
@@ -68,14 +39,14 @@ def check_span(span_s: float, speed: float, max_offset_s: float) -> str | None:
 
 def start_day(
     timetable: Timetable, paper_id: str | None, lead: timedelta, speed: float, real_clock: bool
-) -> tuple[SimClock, Timetable]:
+) -> tuple[DrillClock, Timetable]:
     """The clock and the timetable for a run that starts ``lead`` before paper ``paper_id``.
 
     With ``real_clock`` the timetable is kept as written and simulated time is wall time (for a
     run on the exam day itself); otherwise the timetable is shifted so that moment is now.
     Raises KeyError for an unknown paper id.
     """
-    clock = SimClock.starting_now(speed)
+    clock = DrillClock.starting_now(speed)
     if real_clock:
         return clock, timetable
     papers = {p.id: p for p in timetable.papers}

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from examwatch import credentials, topics
+from examwatch.clock import DrillClock
 from examwatch.inventory import Inventory, Site
 from examwatch.settings import Settings
 from examwatch.timetable import Timetable
 from simulators import behaviour
 from simulators.behaviour import DeviceSim, SiteDay
-from simulators.clock import SimClock
 from simulators.readings import Payload
 from simulators.stats import Stats
 from simulators.transport import Link, connect_all, serve
@@ -64,7 +64,7 @@ class Engine:
     """Brings ``inventory`` to life on the (already shifted) ``timetable`` with ``clock``."""
 
     def __init__(
-        self, settings: Settings, inventory: Inventory, timetable: Timetable, clock: SimClock,
+        self, settings: Settings, inventory: Inventory, timetable: Timetable, clock: DrillClock,
         options: Options,
     ) -> None:
         self.settings = settings

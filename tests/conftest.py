@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Influx, Kannel
-from tests.stack import Stack
+from harness.servers import Influx, Kannel
+from harness.stack import Stack
 
-pytest_plugins = ["tests.api_stack"]  # the `api` fixture: a running API over its own stack
+pytest_plugins = ["harness.api_stack"]  # the `api` fixture: a running API over its own stack
 
 
 @pytest.fixture(scope="session")

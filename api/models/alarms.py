@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-AlarmState = Literal["pending", "firing", "acknowledged", "resolved"]
-Severity = Literal["critical", "major", "minor", "warning"]
+from examwatch.alarm import Severity, SubjectType
+from examwatch.alarm import State as AlarmState
+
 _ALARM: dict[str, Any] = {"id": 42, "rule": "jammer_shielding", "subject": "S01-R03-JAM1", "subject_type": "device",
           "site": "S01", "kind": "jammer", "severity": "critical", "state": "firing", "drill": False,
           "message": "band n78 at 12 dBm, below the 20 dBm floor", "opened": "2026-06-07T08:46:10+08:00",
@@ -18,7 +19,7 @@ _ALARM: dict[str, Any] = {"id": 42, "rule": "jammer_shielding", "subject": "S01-
 class AlarmBase(BaseModel):
     rule: str
     subject: str = Field(description="device id, room as S01-R01, or site id")
-    subject_type: Literal["device", "room", "site"]
+    subject_type: SubjectType
     site: str
     severity: Severity
     state: AlarmState

@@ -1,7 +1,7 @@
 """Alarms: filtered lists, one alarm with its full history; acknowledge, resolve and comment.
 
-Reads come straight from the store; every change goes through the rules package's alarm
-lifecycle, which guards each transition against a concurrent change by the engine.
+Reads come straight from the store; every change goes through the alarm lifecycle
+(``examwatch.store.lifecycle``), which guards each transition against a concurrent change by the engine.
 """
 
 from __future__ import annotations
@@ -17,17 +17,16 @@ from api.models.alarms import (
     AlarmComment,
     AlarmDetail,
     AlarmPublic,
-    AlarmState,
-    Severity,
     TransitionPublic,
 )
 from api.models.common import Page, ns_time
 from api.world import World
+from examwatch.alarm import Severity
+from examwatch.alarm import State as AlarmState
 from examwatch.inventory import Inventory
 from examwatch.kinds import Kind
-from examwatch.store import Alarm, Transition, writing
-from rules import AlarmError, AlarmView, acknowledge, lifecycle, resolve
-from rules.model import State
+from examwatch.store import Alarm, Transition, lifecycle
+from examwatch.store.lifecycle import AlarmError
 
 router = APIRouter(prefix="/alarms", tags=["alarms"])
 AlarmIdPath = Path(description="alarm id", examples=[42], ge=1, le=2**62)
@@ -103,24 +102,15 @@ def _change(world: World, request: Request, alarm_id: int, what: str, comment: s
     _detail(world, alarm_id)  # 404 before 409
     try:
         if what == "acknowledge":
-            view = acknowledge(world.store, alarm_id, by, comment)
+            view = lifecycle.acknowledge(world.store, alarm_id, by, comment)
         elif what == "resolve":
-            view = resolve(world.store, alarm_id, by, comment)
+            view = lifecycle.resolve(world.store, alarm_id, by, comment)
         else:
-            view = _comment(world, alarm_id, by, comment)
+            view = lifecycle.comment(world.store, alarm_id, by, comment)
     except AlarmError as exc:
         raise HTTPException(409, str(exc)) from None
     audit(request, alarm=alarm_id, state=view.state, seq=view.seq, comment=comment)
     return _detail(world, alarm_id)
-
-
-def _comment(world: World, alarm_id: int, by: str, comment: str) -> AlarmView:
-    # A comment is a transition to the same state: it lands in the history with who and when.
-    with writing(world.store) as conn:
-        alarm = lifecycle.get(conn, alarm_id)
-        if alarm.state == "resolved":
-            raise AlarmError(f"alarm {alarm_id} is resolved; its record is closed")
-        return lifecycle.transition(conn, alarm, State(alarm.state), by, comment)
 
 
 @router.post("/{alarm_id}/acknowledge", summary="Acknowledge an alarm (operator)")

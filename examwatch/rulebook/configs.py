@@ -6,11 +6,11 @@ a rules file an admin uploads against the same models, so both refuse the same m
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from examwatch.alarm import Severity
 from examwatch.kinds import KINDS, Kind
 from examwatch.timetable import READINESS_LEAD
 
@@ -18,18 +18,6 @@ from examwatch.timetable import READINESS_LEAD
 SITE = "site"
 RuleName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Scalar = bool | float | str
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    MAJOR = "major"
-    MINOR = "minor"
-    WARNING = "warning"
-
-    @property
-    def rank(self) -> int:
-        """Higher is worse: critical 4 … warning 1."""
-        return 4 - list(Severity).index(self)
 
 
 def has_field(kind: str, path: str) -> bool:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from examwatch.rulebook.configs import SITE, AbsenceConfig, Severity
-from rules.model import Finding, Observation, Subject, Verdict
+from examwatch.alarm import Severity, Subject
+from examwatch.rulebook.configs import SITE, AbsenceConfig
+from rules.model import Finding, Observation, Verdict
 from rules.types._base import DRILL_SUFFIX, NO_TIMERS, Contract, Rule, RuleType, Timers, observe
 from rules.world import World
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from examwatch.rulebook.configs import SITE, CoverageConfig, Severity
-from rules.model import Finding, Subject, Verdict
+from examwatch.alarm import Severity, Subject
+from examwatch.rulebook.configs import SITE, CoverageConfig
+from rules.model import Finding, Verdict
 from rules.types._base import Contract, Rule, RuleType, observe
 from rules.world import World
 

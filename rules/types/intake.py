@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from examwatch.alarm import Severity, Subject
 from examwatch.rejects import Reason
-from examwatch.rulebook.configs import SITE, IntakeConfig, Severity
-from rules.model import Finding, Refusal, Subject, Verdict
+from examwatch.rulebook.configs import SITE, IntakeConfig
+from rules.model import Finding, Refusal, Verdict
 from rules.types._base import DRILL_SUFFIX, NO_TIMERS, Contract, Rule, RuleType, Timers, keyed
 from rules.world import World
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from examwatch.alarm import Subject
 from examwatch.rulebook.configs import RatioConfig
-from rules.model import Finding, Observation, Subject, Verdict
+from rules.model import Finding, Observation, Verdict
 from rules.types._base import Contract, Rule, RuleType, field_of, observe, state_key
 from rules.world import World
 

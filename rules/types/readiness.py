@@ -18,9 +18,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from examwatch.alarm import Severity, Subject
 from examwatch.kinds import Envelope
-from examwatch.rulebook.configs import SITE, ReadinessConfig, Severity
-from rules.model import Finding, Observation, Subject, Verdict
+from examwatch.rulebook.configs import SITE, ReadinessConfig
+from rules.model import Finding, Observation, Verdict
 from rules.types._base import Contract, ReadinessReport, Rule, RuleType, observe
 from rules.world import World
 

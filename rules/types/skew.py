@@ -24,8 +24,9 @@ from collections import deque
 from functools import cached_property
 from typing import Any
 
+from examwatch.alarm import Subject
 from examwatch.rulebook.configs import SkewConfig
-from rules.model import Finding, Observation, Subject, Verdict
+from rules.model import Finding, Observation, Verdict
 from rules.types._base import Contract, Rule, RuleType, observe, state_key
 from rules.world import World
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from examwatch.rulebook.configs import Severity, ThresholdConfig
-from rules.model import Finding, Observation, Subject, Verdict
+from examwatch.alarm import Severity, Subject
+from examwatch.rulebook.configs import ThresholdConfig
+from rules.model import Finding, Observation, Verdict
 from rules.types._base import Contract, Rule, RuleType, field_of, observe, state_key
 from rules.world import World
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from examwatch.alarm import Severity, Subject
 from examwatch.bands import Band
 from examwatch.kinds import Envelope
-from examwatch.rulebook.configs import Severity, TimetableConfig
-from rules.model import Finding, Observation, Subject, Verdict
+from examwatch.rulebook.configs import TimetableConfig
+from rules.model import Finding, Observation, Verdict
 from rules.types._base import DRILL_SUFFIX, Contract, Rule, RuleType, keyed, observe, state_key
 from rules.world import World
 

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from examwatch.store.access import Role
-from tests.api_stack import ApiStack
-from tests.notify_kit import PHONES, Processes, ServiceProcess, sms_to
-from tests.servers import Kannel, wait_for
-from tests.stack import _toml, device_topic, telemetry
+from harness.api_stack import ApiStack
+from harness.notify_kit import PHONES, Processes, ServiceProcess, sms_to
+from harness.servers import Kannel, wait_for
+from harness.stack import _toml, device_topic, telemetry
 
 NEW_CHIEF = "13911112222"
 

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from examwatch.rulebook.configs import Severity
+from examwatch.alarm import Severity
 from examwatch.store import writing
 from examwatch.store.access import Role
 from examwatch.store.notify_models import Notification
-from tests.api_stack import ApiStack, wait_ok
-from tests.stack import device_topic, publish_all, telemetry
+from harness.api_stack import ApiStack, wait_ok
+from harness.stack import device_topic, publish_all, telemetry
 
 GREEN_SITE = "S02"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from examwatch.store.access import Role
-from tests.api_stack import ApiStack
+from harness.api_stack import ApiStack
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from examwatch.store.access import Role
-from tests.api_stack import ApiStack
+from harness.api_stack import ApiStack
 
 EXAMPLES = 5
 

@@ -19,8 +19,8 @@ from dashboards import build, timetable_feed
 from dashboards.macros import Context
 from dashboards.verify import Result, run_dashboard
 from examwatch import timetable
-from tests.servers import wait_for
-from tests.stack import EXAMWATCH, Stack, device_topic, publish_all, telemetry
+from harness.servers import wait_for
+from harness.stack import EXAMWATCH, Stack, device_topic, publish_all, telemetry
 
 REPO = Path(__file__).resolve().parents[2]
 

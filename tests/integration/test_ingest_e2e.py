@@ -6,7 +6,7 @@ import json
 import time
 
 from examwatch.kinds import KINDS
-from tests.stack import Stack, device_topic, publish_all, telemetry
+from harness.stack import Stack, device_topic, publish_all, telemetry
 
 DEVICES = {
     "gate": "S01-ENT-GATE1",

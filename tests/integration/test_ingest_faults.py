@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from tests.servers import wait_for
-from tests.stack import Stack, device_topic, publish_all, telemetry
+from harness.servers import wait_for
+from harness.stack import Stack, device_topic, publish_all, telemetry
 
 
 class Load:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from examwatch import broker, credentials, mqtt
 from examwatch.settings import BrokerSettings, MqttSettings
-from tests.servers import Mosquitto, current_user, free_port, wait_for
-from tests.stack import EXAMWATCH, Stack, device_topic, publish_all, telemetry
+from harness.servers import Mosquitto, current_user, free_port, wait_for
+from harness.stack import EXAMWATCH, Stack, device_topic, publish_all, telemetry
 
 
 def _metrics(port: int) -> str:

@@ -9,7 +9,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from examwatch import credentials, mqtt, topics
-from tests.stack import Stack, device_topic, publish_all, telemetry
+from harness.stack import Stack, device_topic, publish_all, telemetry
 
 GOOD = "S01-R01-CAM1"
 

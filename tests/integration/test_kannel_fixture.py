@@ -6,7 +6,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.servers import Kannel, wait_for
+from harness.servers import Kannel, wait_for
 
 
 def test_sendsms_reaches_fakesmsc_as_ucs2(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.notify_kit import PHONES, Processes, notifications, publish, transition
-from tests.servers import free_port, wait_for
-from tests.stack import Stack
+from harness.notify_kit import PHONES, Processes, notifications, publish, transition
+from harness.servers import free_port, wait_for
+from harness.stack import Stack
 
 
 class FakeGateway(ThreadingHTTPServer):

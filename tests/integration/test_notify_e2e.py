@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from examwatch.store import engine, silences
 from examwatch.store.notify_models import NotifyAlarm
-from tests.notify_kit import (
+from harness.notify_kit import (
     PHONES,
     Processes,
     notifications,
@@ -24,8 +24,8 @@ from tests.notify_kit import (
     transition,
     write_config,
 )
-from tests.servers import Kannel, wait_for
-from tests.stack import EXAMWATCH, Stack, device_topic, telemetry
+from harness.servers import Kannel, wait_for
+from harness.stack import EXAMWATCH, Stack, device_topic, telemetry
 
 TZ = ZoneInfo("Asia/Shanghai")
 

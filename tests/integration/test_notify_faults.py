@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from examwatch.store import engine
 from examwatch.store.notify_models import NotifyAttempt, NotifyHealth
+from harness.notify_kit import PHONES, Processes, notifications, publish, store_url, transition, write_config
+from harness.servers import Kannel, wait_for
+from harness.stack import Stack
 from notify.sender import UNKNOWN
-from tests.notify_kit import PHONES, Processes, notifications, publish, store_url, transition, write_config
-from tests.servers import Kannel, wait_for
-from tests.stack import Stack
 
 _AT = cast(sa.Table, NotifyAttempt.__table__)
 

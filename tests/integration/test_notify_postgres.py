@@ -18,9 +18,9 @@ from examwatch.inventory import load as load_inventory
 from examwatch.settings import NotifySettings
 from examwatch.store import open_store, silences, writing
 from examwatch.store.notify_models import Notification
+from harness.servers import Postgres
 from notify.messages import AlarmTransition
 from notify.planner import Planner
-from tests.servers import Postgres
 
 ROOT = Path(__file__).parents[2]
 S = 1_000_000_000

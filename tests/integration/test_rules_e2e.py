@@ -15,10 +15,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from examwatch import credentials, mqtt
 from examwatch.bands import EXAM_ROOM_BANDS
-from rules import lifecycle
-from tests.rules_kit import Heartbeat, RulesProcess, alarms, timetable, transitions
-from tests.servers import wait_for
-from tests.stack import Stack, device_topic
+from examwatch.store import lifecycle
+from harness.rules_kit import Heartbeat, RulesProcess, alarms, timetable, transitions
+from harness.servers import wait_for
+from harness.stack import Stack, device_topic
 
 JAM = "S01-R01-JAM1"
 

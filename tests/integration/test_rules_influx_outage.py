@@ -9,9 +9,9 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from examwatch import credentials, topics
-from tests.rules_kit import Heartbeat, RulesProcess, alarms, timetable
-from tests.servers import wait_for
-from tests.stack import Stack
+from harness.rules_kit import Heartbeat, RulesProcess, alarms, timetable
+from harness.servers import wait_for
+from harness.stack import Stack
 
 PWR = "S01-VAULT-PWR1"
 

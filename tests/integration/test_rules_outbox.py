@@ -10,14 +10,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from examwatch.alarm import Severity, Subject, SubjectType
 from examwatch.influx import Influx
-from examwatch.rulebook.configs import Severity
 from examwatch.settings import InfluxSettings
-from examwatch.store import open_store
-from rules import lifecycle
-from rules.model import Subject, SubjectType
+from examwatch.store import lifecycle, open_store
+from harness.servers import Influx as InfluxServer
 from rules.outbox import Outbox
-from tests.servers import Influx as InfluxServer
 
 
 def test_resending_overwrites_instead_of_adding(tmp_path: Path, influx_server: InfluxServer,

@@ -12,9 +12,9 @@ import paho.mqtt.client as paho
 import pytest
 
 from examwatch import credentials
-from tests.rules_kit import TEST_RULES, Heartbeat, RulesProcess, timetable, transitions
-from tests.servers import wait_for
-from tests.stack import Stack, device_topic, publish_all, telemetry
+from harness.rules_kit import TEST_RULES, Heartbeat, RulesProcess, timetable, transitions
+from harness.servers import wait_for
+from harness.stack import Stack, device_topic, publish_all, telemetry
 
 POWER = ["S01-VAULT-PWR1", "S02-VAULT-PWR1", "S03-VAULT-PWR1"]
 TOGGLES = 2000  # per device: mains lost, back, lost, … each one a transition

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.stack import EXAMWATCH, Stack
+from harness.stack import EXAMWATCH, Stack
 
 INTERVAL = 60  # simulated seconds between reports
 MIN = 60_000   # ms

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from drills import scenario as sc
+from drills.evidence import FaultRun, InfluxAlarms
+from examwatch.clock import DrillClock
 from examwatch.influx import Influx
 from examwatch.timetable import load as load_timetable
-from simulators.clock import SimClock
-from simulators.drill import scenario as sc
-from simulators.drill.evidence import FaultRun, InfluxAlarms
-from tests.stack import EXAMWATCH, Stack
+from harness.stack import EXAMWATCH, Stack
 
 SCENARIOS = sorted(Path("config/scenarios").glob("*.yaml"))
 
@@ -94,6 +94,6 @@ def test_alarm_source_scores_detect_notify_ack_and_clear(stack: Stack, tmp_path:
                                        ("acknowledged", "true", 90), ("resolved", "false", 330))]
     influx.write("\n".join(lines).encode())
     fault = sc.MainsLost(device="S01-VAULT-PWR1", at="-50m", duration="5m")
-    run = FaultRun(fault, fault.expected("power"), t0, t0 + 300, "S01", "S01-VAULT-PWR1", SimClock(t0, t0), 30, 300)
+    run = FaultRun(fault, fault.expected("power"), t0, t0 + 300, "S01", "S01-VAULT-PWR1", DrillClock(t0, t0), 30, 300)
     obs = InfluxAlarms(influx).observe(run)
     assert (obs.detected_at, obs.notified_at, obs.acked_at, obs.cleared_at) == (t0 + 40, t0 + 42, t0 + 90, t0 + 330)

@@ -13,8 +13,8 @@ import pytest
 from examwatch import broker, credentials, mqtt, sample
 from examwatch.inventory import Inventory
 from examwatch.settings import load_settings
-from tests.servers import Influx, Mosquitto, current_user, free_port, wait_for
-from tests.stack import EXAMWATCH
+from harness.servers import Influx, Mosquitto, current_user, free_port, wait_for
+from harness.stack import EXAMWATCH
 
 SITES, ROOMS = 1000, 22  # 13 + 4 x 22 = 101 devices a site
 INTERVAL = 60            # one report a minute: about 1,700 msg/s

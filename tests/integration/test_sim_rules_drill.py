@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.rules_kit import RulesProcess, timetable
-from tests.stack import EXAMWATCH, Stack
+from harness.rules_kit import RulesProcess, timetable
+from harness.stack import EXAMWATCH, Stack
 
 RULES = {
     "power": [{"name": "power_mains_lost", "type": "threshold", "field": "mains_v", "severity": "critical",

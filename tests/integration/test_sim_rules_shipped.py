@@ -28,12 +28,12 @@ from typing import Any
 import pytest
 import yaml
 
+from drills.scenario import parse_offset
 from examwatch.store import open_store
-from simulators.drill.scenario import parse_offset
-from tests.notify_kit import Processes, store_url, write_config
-from tests.rules_kit import alarms
-from tests.servers import Influx, Kannel, wait_for
-from tests.stack import EXAMWATCH, Stack
+from harness.notify_kit import Processes, store_url, write_config
+from harness.rules_kit import alarms
+from harness.servers import Influx, Kannel, wait_for
+from harness.stack import EXAMWATCH, Stack
 
 ROOT = Path(__file__).parents[2]
 SCENARIOS = sorted((ROOT / "config" / "scenarios").glob("*.yaml"))

@@ -12,7 +12,7 @@ from api.app import create_app
 from api.world import World
 from examwatch.settings import load_settings
 from examwatch.store.access import Role, create_token
-from tests.servers import free_port
+from harness.servers import free_port
 
 ROOT = Path(__file__).parents[2]
 

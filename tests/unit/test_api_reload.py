@@ -7,7 +7,7 @@ from pathlib import Path
 
 from api.reload import request_reload
 from examwatch.settings import load_settings
-from tests.servers import free_port
+from harness.servers import free_port
 
 ROOT = Path(__file__).parents[2]
 

@@ -14,15 +14,14 @@ from api.devstate import OFFLINE, DeviceState, DeviceStates, combine
 from api.fields import telemetry_fields
 from api.rollup import Rollup
 from examwatch import sample
+from examwatch.alarm import Severity, Subject
 from examwatch.bands import Band
 from examwatch.inventory import Inventory
 from examwatch.kinds import KINDS
-from examwatch.rulebook.configs import Severity
 from examwatch.store import Readiness, open_store, writing
+from examwatch.store.lifecycle import open_alarm
 from examwatch.timetable import Paper, Timetable
-from rules.lifecycle import open_alarm
-from rules.model import Subject
-from tests.servers import wait_for
+from harness.servers import wait_for
 
 S = 1_000_000_000
 NOW = 1_800_000_000 * S

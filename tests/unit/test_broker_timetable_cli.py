@@ -12,7 +12,7 @@ from examwatch import broker, contract_doc, credentials, sample, timetable
 from examwatch.datafile import DataFileError
 from examwatch.inventory import Inventory
 from examwatch.settings import BrokerSettings
-from tests.stack import EXAMWATCH
+from harness.stack import EXAMWATCH
 
 INV = Inventory.model_validate(sample.district(formal=1, backup=1, rooms=1))
 ROOT = Path(__file__).parents[2]

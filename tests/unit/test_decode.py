@@ -10,8 +10,8 @@ import pytest
 from examwatch import sample
 from examwatch.inventory import Inventory
 from examwatch.rejects import Reason
+from harness.stack import telemetry
 from ingest.decode import Decoder
-from tests.stack import telemetry
 
 INV = Inventory.model_validate(sample.district(formal=1, backup=0, rooms=2))
 CAM = "exam/v1/S01/camera/S01-R01-CAM1/telemetry"

@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from examwatch.kinds import KINDS, DeviceKind
+from harness.stack import device_spec
 from simulators.readings import TELEMETRY
-from tests.stack import device_spec
 
 NOW = 1_780_000_000_000
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from examwatch.rulebook.configs import Severity
+from examwatch.alarm import Severity
 from examwatch.rulebook.files import AnyRule, RulesFile
+from harness import rules_kit
 from rules.types import RULE_TYPES, RuleType
 from rules.world import World
-from tests import rules_kit
 
 TYPES = sorted(RULE_TYPES.values(), key=lambda t: t.name)
 

@@ -9,14 +9,8 @@ import pytest
 
 from examwatch.inventory import Inventory
 from examwatch.rulebook.configs import RatioConfig
-from rules import lifecycle
-from rules.engine import Engine
-from rules.intake import Intake
-from rules.model import Refusal
-from rules.types import ratio
-from rules.types._base import observe
-from rules.world import World
-from tests.rules_kit import (
+from examwatch.store import lifecycle
+from harness.rules_kit import (
     TEST_RULES,
     FakeClock,
     alarms,
@@ -28,6 +22,12 @@ from tests.rules_kit import (
     timetable,
     transitions,
 )
+from rules.engine import Engine
+from rules.intake import Intake
+from rules.model import Refusal
+from rules.types import ratio
+from rules.types._base import observe
+from rules.world import World
 
 JAM = "S01-R01-JAM1"
 JAM_KEY = JAM.replace("-", "_")

@@ -8,10 +8,10 @@ import time
 import pytest
 
 from examwatch.kinds import Channel
+from harness.rules_kit import inventory, timetable
 from rules.intake import Intake
 from rules.model import Refusal
 from rules.world import World
-from tests.rules_kit import inventory, timetable
 
 
 @pytest.fixture

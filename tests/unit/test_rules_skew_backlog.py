@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from examwatch.rulebook.configs import SkewConfig
+from harness.rules_kit import inventory, timetable
 from rules.types._base import observe
 from rules.types.skew import SkewRule
 from rules.world import World
-from tests.rules_kit import inventory, timetable
 
 
 def _rule() -> tuple[SkewRule, World, list[str]]:

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from drills import faults
+from drills import scenario as sc
 from examwatch import inventory, timetable
+from examwatch.clock import DrillClock
 from examwatch.kinds import KINDS
 from examwatch.settings import load_settings
 from simulators import behaviour, timetable_out
 from simulators.behaviour import DeviceSim, SiteDay
-from simulators.clock import SimClock, check_span, start_day
-from simulators.drill import faults
-from simulators.drill import scenario as sc
+from simulators.clock import check_span, start_day
 from simulators.engine import Engine, Options
 from simulators.readings import poisson
 
@@ -103,9 +104,9 @@ def test_poisson_mean() -> None:
 def test_compressed_clock_maps_both_ways_and_shifts_the_day_to_now() -> None:
     clock, shifted = start_day(TT, "d1-chinese", timedelta(minutes=75), 60, real_clock=False)
     paper = next(p for p in shifted.papers if p.id == "d1-chinese")
-    assert paper.start.timestamp() - clock.sim0 == pytest.approx(75 * MIN)
-    assert clock.sim_at(clock.wall0 + 10) == pytest.approx(clock.sim0 + 600)
-    assert clock.wall_at(clock.sim_at(clock.wall0 + 3.5)) == pytest.approx(clock.wall0 + 3.5)
+    assert paper.start.timestamp() - clock.start == pytest.approx(75 * MIN)
+    assert clock.at_wall(clock.wall_start + 10) == pytest.approx(clock.start + 600)
+    assert clock.wall_at(clock.at_wall(clock.wall_start + 3.5)) == pytest.approx(clock.wall_start + 3.5)
     same, unshifted = start_day(TT, None, timedelta(0), 1, real_clock=True)
     assert unshifted is TT
     assert same.speed == 1
@@ -120,7 +121,7 @@ def test_a_span_too_far_ahead_of_the_wall_clock_is_refused() -> None:
 
 
 def _effect_payloads(fault: sc.Fault, device_id: str, start: float) -> list[dict | bytes]:
-    engine = Engine(load_settings(None, mode="demo"), INV, TT, SimClock(start, start), Options(interval_s=60))
+    engine = Engine(load_settings(None, mode="demo"), INV, TT, DrillClock(start, start), Options(interval_s=60))
     faults.install(fault, engine, start, start + 300)
     eff = engine.devices[device_id].effects[0]
     payload, _ = behaviour.step(engine.devices[device_id], start, DAY, random.Random(1), 60)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from drills import scenario as sc
 from examwatch import inventory, timetable
 from examwatch.datafile import DataFileError
-from simulators.drill import scenario as sc
-from tests.stack import EXAMWATCH
+from harness.stack import EXAMWATCH
 
 INVENTORY = inventory.load(Path("config/district.yaml"))
 TIMETABLE = timetable.load(Path("config/timetable.yaml"))

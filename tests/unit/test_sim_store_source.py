@@ -6,12 +6,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from drills import scenario as sc
+from drills.evidence import FaultRun
+from drills.store_source import StoreAlarms
+from examwatch.clock import DrillClock
 from examwatch.store import Alarm, Transition, open_store, writing
 from examwatch.store.notify_models import Notification
-from simulators.clock import SimClock
-from simulators.drill import scenario as sc
-from simulators.drill.evidence import FaultRun
-from simulators.drill.store_source import StoreAlarms
 
 T0 = 1_800_000_000.0
 PWR = "S01-VAULT-PWR1"
@@ -23,7 +23,7 @@ def _ns(dt: float) -> int:
 
 def _run() -> FaultRun:
     fault = sc.MainsLost(device=PWR, at="-50m", duration="5m")
-    return FaultRun(fault, fault.expected("power"), T0, T0 + 300, "S01", PWR, SimClock(T0, T0), 30, 300)
+    return FaultRun(fault, fault.expected("power"), T0, T0 + 300, "S01", PWR, DrillClock(T0, T0), 30, 300)
 
 
 def test_store_source_reads_alarm_transitions_and_the_first_sms(tmp_path: Path) -> None:

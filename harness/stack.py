@@ -19,9 +19,9 @@ from examwatch.bands import EXAM_ROOM_BANDS
 from examwatch.influx import Influx
 from examwatch.inventory import Device, Inventory
 from examwatch.settings import Settings, load_settings
+from harness.servers import Influx as InfluxServer
+from harness.servers import Mosquitto, Server, current_user, free_port, wait_for
 from simulators.readings import TELEMETRY
-from tests.servers import Influx as InfluxServer
-from tests.servers import Mosquitto, Server, current_user, free_port, wait_for
 
 EXAMWATCH = str(Path(sys.executable).parent / "examwatch")
 

@@ -6,11 +6,11 @@ import json
 import random
 from dataclasses import dataclass
 
+from drills import scenario as sc
 from examwatch.bands import EXAM_ROOM_BANDS
 from examwatch.inventory import DetectorForm, Device
 from examwatch.kinds import Kind
 from simulators.behaviour import DeviceSim
-from simulators.drill import scenario as sc
 from simulators.effects import Effect
 from simulators.engine import Engine
 from simulators.readings import Payload, poisson

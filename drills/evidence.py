@@ -9,7 +9,7 @@ cleared (or None for each that did not happen). Three sources exist:
   two reports are missed; a firmware bug or a rogue device when ``ingest_reject`` holds their
   messages with the matching reason.
   Nobody is notified and nobody acknowledges, so those times stay empty.
-- ``StoreAlarms`` (``simulators.drill.store_source``): the state store, where the rules engine
+- ``StoreAlarms`` (``drills.store_source``): the state store, where the rules engine
   keeps its alarms and the notifier its outbox; the only source that fills in all four times.
 - :class:`InfluxAlarms`: the rules engine's ``alarm`` measurement (tags rule, severity, site,
   subject, drill; fields state, active, message), matched by the fault's expected rule and
@@ -30,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from drills import scenario as sc
+from examwatch.clock import DrillClock
 from examwatch.influx import Influx
 from examwatch.kinds import KINDS
-from simulators.clock import SimClock
-from simulators.drill import scenario as sc
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class FaultRun:
     end: float
     site: str
     subject: str
-    clock: SimClock
+    clock: DrillClock
     interval_s: int
     tail_s: float
 
@@ -136,7 +136,7 @@ class IngestEvidence:
             {"device": run.subject},
         )
         # Device time minus the simulated time at which ingest received it: the clock's error.
-        offsets = [(r["time"] / 1000, r["time"] / 1000 - run.clock.sim_at((r["time"] + r["skew_ms"]) / 1000))
+        offsets = [(r["time"] / 1000, r["time"] / 1000 - run.clock.at_wall((r["time"] + r["skew_ms"]) / 1000))
                    for r in rows]
         off = [(t, o) for t, o in offsets if abs(o) >= drift_s / 2]
         if not off:
@@ -174,13 +174,13 @@ class IngestEvidence:
         )
         if not rows:
             return Observation(None, evidence=f"no ingest_reject for {device}")
-        first = run.clock.sim_at(rows[0]["time"] / 1000)
+        first = run.clock.at_wall(rows[0]["time"] / 1000)
         reasons = sorted({r["reason"] for r in rows})
         cleared: float | None
         if cleared_by_points:  # valid reports again after the fault
             cleared = self._first_point(device, run.end)
         else:
-            last = run.clock.sim_at(rows[-1]["time"] / 1000)
+            last = run.clock.at_wall(rows[-1]["time"] / 1000)
             cleared = last + run.interval_s if last < run.end + run.interval_s else None
         return Observation(first, cleared_at=cleared, evidence=f"{len(rows)} rejections ({', '.join(reasons)})")
 

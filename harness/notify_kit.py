@@ -10,11 +10,11 @@ from typing import Any, cast
 import paho.mqtt.client as paho
 import sqlalchemy as sa
 
+from examwatch.alarm import AlarmTransition
 from examwatch.store import engine
 from examwatch.store.notify_models import Notification
-from rules.outbox import alarm_payload, alarm_topic
-from tests.servers import Kannel, Server
-from tests.stack import EXAMWATCH, Stack, _toml
+from harness.servers import Kannel, Server
+from harness.stack import EXAMWATCH, Stack, _toml
 
 ROOT = Path(__file__).parents[1]
 _N = cast(sa.Table, Notification.__table__)
@@ -110,12 +110,12 @@ class Processes:
 def transition(alarm_id: int, seq: int, state: str, *, site: str = "S01", rule: str = "power_mains_lost",
                subject: str | None = None, severity: str = "critical", drill: bool = False,
                at_ns: int | None = None, message: str = "mains_v 0 < 187") -> tuple[str, bytes]:
-    """Topic and payload exactly as the rules engine's outbox publishes them (its own function makes them)."""
-    subject = subject or f"{site}-VAULT-PWR1"
-    m = {"alarm_id": alarm_id, "seq": seq, "rule": rule, "severity": severity, "site": site, "subject": subject,
-         "subject_type": "device", "state": state, "message": message, "drill": drill,
-         "at_ns": at_ns or time.time_ns(), "by": "rules", "comment": ""}
-    return alarm_topic(site, rule, subject), alarm_payload(m)
+    """Topic and payload exactly as the rules engine's outbox publishes them (the alarm contract makes them)."""
+    msg = AlarmTransition.model_validate(
+        {"alarm_id": alarm_id, "seq": seq, "rule": rule, "severity": severity, "site": site,
+         "subject": subject or f"{site}-VAULT-PWR1", "subject_type": "device", "state": state, "message": message,
+         "drill": drill, "at_ns": at_ns or time.time_ns()})
+    return msg.topic, msg.payload()
 
 
 def publish(c: paho.Client, msgs: list[tuple[str, bytes]]) -> None:

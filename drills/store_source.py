@@ -13,9 +13,9 @@ from typing import cast
 
 import sqlalchemy as sa
 
+from drills.evidence import FaultRun, Observation
 from examwatch.store import Alarm, Transition
 from examwatch.store.notify_models import Notification
-from simulators.drill.evidence import FaultRun, Observation
 
 _A = cast(sa.Table, Alarm.__table__)
 _T = cast(sa.Table, Transition.__table__)

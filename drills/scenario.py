@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from examwatch import datafile
+from examwatch.alarm import Severity
 from examwatch.bands import Band
 from examwatch.inventory import DetectorForm, Inventory
 from examwatch.kinds import Kind
@@ -41,13 +42,6 @@ def parse_offset(value: Any) -> Any:
 
 Offset = Annotated[timedelta, BeforeValidator(parse_offset)]
 Length = Annotated[timedelta, BeforeValidator(parse_offset), Field(gt=timedelta(0))]
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    MAJOR = "major"
-    MINOR = "minor"
-    WARNING = "warning"
 
 
 class _Strict(BaseModel):

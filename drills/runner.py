@@ -7,16 +7,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from drills import faults
+from drills import scenario as sc
+from drills.evidence import AlarmSource, FaultRun
+from drills.report import FaultScore, Report
+from examwatch.clock import DrillClock
 from examwatch.influx import Influx
 from examwatch.inventory import Inventory
 from examwatch.kinds import KINDS
 from examwatch.settings import Settings
 from examwatch.timetable import Timetable
-from simulators.clock import SimClock, shift_for
-from simulators.drill import faults
-from simulators.drill import scenario as sc
-from simulators.drill.evidence import AlarmSource, FaultRun
-from simulators.drill.report import FaultScore, Report
+from simulators.clock import shift_for
 from simulators.engine import Engine, Mode, Options
 
 
@@ -36,15 +37,15 @@ def prepare(
     speed: float, interval: int | None = None,
 ) -> Drill:
     """Shift the timetable so that the drill starts now, and install every fault on the engine."""
-    clock = SimClock.starting_now(speed)
+    clock = DrillClock.starting_now(speed)
     papers = {p.id: p for p in timetable.papers}
     anchor = papers[scenario.paper] if scenario.paper else min(timetable.papers, key=lambda p: p.start)
     shifted = timetable.shifted(shift_for(anchor.start + scenario.first, clock))
-    paper_start = clock.sim0 - scenario.first.total_seconds()
+    paper_start = clock.start - scenario.first.total_seconds()
     cadence = interval or scenario.interval
     length = (scenario.last - scenario.first).total_seconds()
     engine = Engine(settings, inventory, shifted, clock,
-                    Options(mode, cadence, length, drill=True, start_at=clock.sim0))
+                    Options(mode, cadence, length, drill=True, start_at=clock.start))
     runs = []
     for fault in scenario.faults:
         start = paper_start + fault.at.total_seconds()
@@ -60,7 +61,7 @@ def prepare(
             site, subject, kind = ref.site, fault.device, ref.kind
         runs.append(FaultRun(fault, fault.expected(kind), start, end, site, subject, clock, cadence,
                              scenario.tail.total_seconds()))
-    return Drill(scenario, engine, runs, clock.sim0, clock.sim0 + length)
+    return Drill(scenario, engine, runs, clock.start, clock.start + length)
 
 
 def settle(influx: Influx, drill: Drill, timeout_s: float = 30.0) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from simulators.drill.evidence import FaultRun, Observation
+from drills.evidence import FaultRun, Observation
 
 
 def _iso(t: float) -> str:

@@ -21,11 +21,11 @@ from examwatch.inventory import Inventory
 from examwatch.rulebook.files import RuleSet, load_dir
 from examwatch.store import open_store
 from examwatch.timetable import Timetable
+from harness.servers import Postgres, wait_for
+from harness.stack import EXAMWATCH, _toml, device_topic, publish_all, telemetry
 from rules.engine import Engine
 from rules.types._base import observe
 from rules.world import World
-from tests.servers import Postgres, wait_for
-from tests.stack import EXAMWATCH, _toml, device_topic, publish_all, telemetry
 
 
 def inventory(rooms: int = 3) -> Inventory:

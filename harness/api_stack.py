@@ -22,16 +22,15 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from examwatch.alarm import Severity, Subject, SubjectType
 from examwatch.inventory import load as load_inventory
-from examwatch.rulebook.configs import Severity
 from examwatch.store import Readiness, open_store, writing
 from examwatch.store.access import Role, create_token
-from rules.lifecycle import open_alarm
-from rules.model import Subject, SubjectType
-from tests.notify_kit import ROOT, roster_yaml
-from tests.servers import Influx as InfluxServer
-from tests.servers import Server, free_port, wait_for
-from tests.stack import EXAMWATCH, Stack, _toml
+from examwatch.store.lifecycle import open_alarm
+from harness.notify_kit import ROOT, roster_yaml
+from harness.servers import Influx as InfluxServer
+from harness.servers import Server, free_port, wait_for
+from harness.stack import EXAMWATCH, Stack, _toml
 
 #: A short real drill for `POST /drills` (the API runs `examwatch drill run` on it).
 POWER_CUT = """\

@@ -9,6 +9,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from drills import scenario as sc
+from drills.evidence import AlarmSource, InfluxAlarms, IngestEvidence
+from drills.runner import describe, prepare, score, settle
+from drills.store_source import StoreAlarms
 from examwatch.cli import ConfigOption, fail
 from examwatch.datafile import DataFileError
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
@@ -16,10 +20,6 @@ from examwatch.settings import Settings
 from examwatch.store import open_store
 from simulators import timetable_out as timetable_mod
 from simulators.cli import InventoryOption, ModeOption, SpeedOption, fds_or_exit, load_world, run_engine
-from simulators.drill import scenario as sc
-from simulators.drill.evidence import AlarmSource, InfluxAlarms, IngestEvidence
-from simulators.drill.runner import describe, prepare, score, settle
-from simulators.drill.store_source import StoreAlarms
 from simulators.engine import Mode
 
 #: what a drill can be scored against, each made from the InfluxDB client and the settings

@@ -1,7 +1,8 @@
 """The alarm lifecycle: pending → firing → acknowledged → resolved, every step kept with who, when, why.
 
-These are the public functions the API calls (``acknowledge``, ``resolve``, ``list_alarms``,
-``history``); the engine uses the same ``open_alarm`` and ``transition``. Every change is a
+It lives beside the store so that every writer moves an alarm the same way: the rules engine
+(``open_alarm``, ``transition``), and people through the API, the CLI or an SMS reply
+(``acknowledge``, ``comment``, ``resolve``). Every change is a
 guarded update (``WHERE id = … AND seq = …``) in the same transaction as its transition row,
 so two writers (the engine and a person) never both move an alarm from the same state, and a
 transition's id ``(alarm_id, seq)`` is unique: replaying the same input cannot add it twice.
@@ -16,11 +17,10 @@ from typing import cast
 
 import sqlalchemy as sa
 
-from examwatch.rulebook.configs import Severity
-from examwatch.store import Alarm, Transition, writing
-from rules.model import State, Subject, SubjectType
+from examwatch.alarm import ENGINE, AlarmTransition, Severity, State, Subject, SubjectType
+from examwatch.store.db import writing
+from examwatch.store.models import Alarm, Transition
 
-ENGINE = "rules"
 _ALLOWED: dict[State, frozenset[State]] = {
     State.PENDING: frozenset({State.PENDING, State.FIRING, State.ACKNOWLEDGED, State.RESOLVED}),
     State.FIRING: frozenset({State.FIRING, State.ACKNOWLEDGED, State.RESOLVED}),
@@ -218,29 +218,60 @@ def transition(
     )
 
 
-def _act(engine: sa.Engine, alarm_id: int, to: State, by: str, comment: str) -> AlarmView:
+def _act(engine: sa.Engine, alarm_id: int, to: State | None, by: str, comment: str, at_ns: int | None) -> AlarmView:
+    """Move an alarm as a person (``to`` None: a comment, the state kept)."""
     if not by.strip():
         raise AlarmError("say who you are (by)")
     for _ in range(5):
         try:
             with writing(engine) as conn:
                 alarm = get(conn, alarm_id)
+                if to is None:
+                    if not alarm.active:
+                        raise AlarmError(f"alarm {alarm_id} is resolved; its record is closed")
+                    return transition(conn, alarm, State(alarm.state), by.strip(), comment, at_ns=at_ns)
                 if alarm.state == to:
                     raise AlarmError(f"alarm {alarm_id} is already {to.value}")
-                return transition(conn, alarm, to, by.strip(), comment)
+                return transition(conn, alarm, to, by.strip(), comment, at_ns=at_ns)
         except ConflictError:
             continue
     raise AlarmError(f"alarm {alarm_id} keeps changing; try again")
 
 
-def acknowledge(engine: sa.Engine, alarm_id: int, by: str, comment: str = "") -> AlarmView:
+def acknowledge(
+    engine: sa.Engine, alarm_id: int, by: str, comment: str = "", *, at_ns: int | None = None
+) -> AlarmView:
     """Someone (``by``) owns the alarm now. Refused for a resolved or already acknowledged alarm."""
-    return _act(engine, alarm_id, State.ACKNOWLEDGED, by, comment)
+    return _act(engine, alarm_id, State.ACKNOWLEDGED, by, comment, at_ns)
 
 
-def resolve(engine: sa.Engine, alarm_id: int, by: str, comment: str = "") -> AlarmView:
+def resolve(engine: sa.Engine, alarm_id: int, by: str, comment: str = "", *, at_ns: int | None = None) -> AlarmView:
     """Close the alarm by hand (the engine resolves it by itself when its condition clears)."""
-    return _act(engine, alarm_id, State.RESOLVED, by, comment)
+    return _act(engine, alarm_id, State.RESOLVED, by, comment, at_ns)
+
+
+def comment(engine: sa.Engine, alarm_id: int, by: str, text: str, *, at_ns: int | None = None) -> AlarmView:
+    """Add to an active alarm's history without changing its state (a transition to the same state)."""
+    return _act(engine, alarm_id, None, by, text, at_ns)
+
+
+def message(alarm: AlarmView, by: str = ENGINE, comment: str = "") -> AlarmTransition:
+    """The transition message of ``alarm`` as it stands after its last step."""
+    return AlarmTransition(
+        alarm_id=alarm.id,
+        seq=alarm.seq,
+        rule=alarm.rule,
+        severity=Severity(alarm.severity),
+        site=alarm.site,
+        subject=alarm.subject,
+        subject_type=SubjectType(alarm.subject_type),
+        state=State(alarm.state),
+        message=alarm.message,
+        drill=alarm.drill,
+        at_ns=alarm.updated_ns,
+        by=by,
+        comment=comment,
+    )
 
 
 def list_alarms(
@@ -267,14 +298,18 @@ def history(engine: sa.Engine, alarm_id: int) -> list[TransitionView]:
 
 
 __all__ = [
-    "ENGINE",
     "AlarmError",
     "AlarmView",
     "ConflictError",
-    "SubjectType",
     "TransitionView",
     "acknowledge",
+    "active",
+    "comment",
+    "get",
     "history",
     "list_alarms",
+    "message",
+    "open_alarm",
     "resolve",
+    "transition",
 ]
