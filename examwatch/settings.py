@@ -112,6 +112,12 @@ class NotifySettings(_Section):
     """The notifier: roster, message language, SMS provider, outbox retries, escalation."""
 
     roster: Path = Field(default=Path("config/roster.yaml"), description="duty roster: people, routes, labels")
+    store_url: str = Field(
+        default="", description="the notifier's own store (outbox, timers, replies); empty: the shared [store] url"
+    )
+    link_ttl_s: float = Field(
+        default=43_200.0, gt=0, le=7 * 86_400, description="an alert's link to the mobile page expires after this"
+    )
     language: Literal["zh", "en"] = Field(default="zh", description="message language")
     timezone: str = Field(default="Asia/Shanghai", description="times in messages and active hours")
     provider: Literal["kannel", "apprise"] = Field(default="kannel", description="SMS gateway")
@@ -154,6 +160,9 @@ class ApiSettings(_Section):
     access_log: bool = Field(default=False, description="uvicorn logs every request")
     reload_wait_s: float = Field(
         default=5.0, ge=0.1, le=60, description="after saving rules or the roster, wait this long for an answer"
+    )
+    public_url: str = Field(
+        default="", description="the API as phones reach it (links in alert SMS); empty: alerts carry no link"
     )
 
 
@@ -205,6 +214,11 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()
     clock: ClockSettings = ClockSettings()
+
+    @property
+    def notify_store_url(self) -> str:
+        """Where the notifier keeps its outbox: its own store, or the shared one."""
+        return self.notify.store_url or self.store.url
 
     @model_validator(mode="after")
     def _secrets_fit_mode(self) -> Self:

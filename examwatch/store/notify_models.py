@@ -36,6 +36,8 @@ class NotifyAlarm(Base):
     remind_at_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     escalate_at_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated_ns: Mapped[int] = mapped_column(BigInteger)
+    code: Mapped[str | None] = mapped_column(String(8), nullable=True, index=True,
+                                             doc="the short code alert SMS carry; unique among open alarms")
 
 
 class Notification(Base):
@@ -59,6 +61,9 @@ class Notification(Base):
     next_try_ns: Mapped[int] = mapped_column(BigInteger)
     sent_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     result: Mapped[str] = mapped_column(Text, default="", doc="the provider's last answer")
+    delivery: Mapped[str] = mapped_column(String(12), default="", server_default="",
+                                          doc="delivery report: '', delivered, failed, buffered, submitted")
+    delivered_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True, doc="when the delivery report came")
 
     __table_args__ = (
         UniqueConstraint("cause", "address", name="uq_notification_cause_address"),
@@ -112,3 +117,18 @@ class Silence(Base):
     expired_by: Mapped[str | None] = mapped_column(String(64), nullable=True, doc="who ended it early")
 
     __table_args__ = (Index("ix_silence_ends", "ends_ns"),)
+
+
+class SmsReply(Base):
+    """An SMS received from a phone (a reply to an alert), what it was taken to mean and what was answered."""
+
+    __tablename__ = "sms_reply"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at_ns: Mapped[int] = mapped_column(BigInteger, index=True)
+    sender: Mapped[str] = mapped_column(String(32), doc="the sender's number as the gateway gave it")
+    text: Mapped[str] = mapped_column(Text, doc="what was received (cut at 500 characters)")
+    outcome: Mapped[str] = mapped_column(String(16), doc="ack, comment, escalate, ambiguous, refused, …")
+    person: Mapped[str | None] = mapped_column(String(64), nullable=True, doc="the roster person of that number")
+    alarm_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    answer: Mapped[str] = mapped_column(Text, default="", server_default="", doc="the SMS sent back ('' for none)")

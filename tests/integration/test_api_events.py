@@ -10,9 +10,9 @@ import httpx
 import sqlalchemy as sa
 
 from examwatch.store import Transition
+from examwatch.store.lifecycle import acknowledge, resolve
 from harness.api_stack import ApiStack
 from harness.servers import wait_for
-from rules import acknowledge, resolve
 
 
 def sse_events(client: httpx.Client, headers: dict[str, str]) -> Iterator[dict[str, str]]:
