@@ -1,4 +1,5 @@
-"""Signed, expiring tokens for the links in alert SMS: one notification, one recipient, one alarm.
+"""Signed, expiring tokens for the links in alert SMS (one notification, one recipient, one alarm),
+and the key that Kannel's callbacks to the API carry.
 
 A token names a notification (the outbox row of one SMS to one phone about one alarm) and when
 it expires, and is signed with a key derived from the master secret. The notifier puts it in the
@@ -41,6 +42,13 @@ def _mac(secret: str, body: bytes) -> bytes:
     return hmac.new(_key(secret), body, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
+def callback_key(secret: str) -> str:
+    """The key Kannel's calls to the API carry (``k=`` in the ``sms-service`` and ``dlr-url`` URLs),
+    so that only our gateway can report deliveries and replies; derived from the master secret."""
+    digest = hmac.new(secret.encode(), b"examwatch:kannel-callback", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
 def sign(secret: str, notification_id: int, expires_s: float) -> str:
     """A token for ``notification_id`` valid until ``expires_s`` (epoch seconds, rounded up to a minute)."""
     if not 0 < notification_id < 2**40:
@@ -67,4 +75,4 @@ def verify(secret: str, token: str, now_s: float) -> Grant:
     return grant
 
 
-__all__ = ["LENGTH", "Grant", "LinkError", "sign", "verify"]
+__all__ = ["LENGTH", "Grant", "LinkError", "callback_key", "sign", "verify"]
