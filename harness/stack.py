@@ -163,15 +163,23 @@ def device_spec(device: str, kind: str) -> Device:
     return Device(id=device, kind=kind, room="R01", **extra)
 
 
+def acked(info: paho.MQTTMessageInfo, timeout: float = 30.0) -> None:
+    """Wait for the broker's ack of one publish; raise when it does not come (paho's
+    ``wait_for_publish`` returns quietly on a timeout, which would hide a lost message)."""
+    info.wait_for_publish(timeout)
+    if not info.is_published():
+        raise TimeoutError(f"the broker did not acknowledge message {info.mid} within {timeout:.0f} s (rc {info.rc})")
+
+
 def publish_all(c: paho.Client, msgs: list[tuple[str, bytes]], qos: int = 1, window: int = 1000) -> None:
-    """Publish with at most ``window`` unacknowledged messages, and wait for every ack."""
+    """Publish with at most ``window`` unacknowledged messages, and wait for every ack (or raise)."""
     pending: list[paho.MQTTMessageInfo] = []
     for topic, payload in msgs:
         pending.append(c.publish(topic, payload, qos=qos))
         if len(pending) >= window:
-            pending.pop(0).wait_for_publish(30)
+            acked(pending.pop(0))
     for info in pending:
-        info.wait_for_publish(30)
+        acked(info)
 
 
 def device_topic(stack: Stack, device: str, channel: str = "telemetry") -> str:
