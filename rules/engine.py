@@ -117,6 +117,7 @@ class Engine:
             ref = self.world.devices.get(dev)
             if ref is not None:
                 self.world.site_last_s[ref.site] = max(self.world.site_last_s.get(ref.site, 0.0), seen.last_s)
+        self.world.estimate_transport()
         now = self.clock()
         self.world.started_s, self.world.grace_s = now, self.grace_s
         for rule in self.rules:
@@ -252,7 +253,7 @@ class Engine:
         if at is None:
             return self._next_tick
         if self.world.frontier_s < at:
-            at += self.world.hold_s
+            at += max(0.0, self.world.transport_s) + self.world.hold_s
         return min(at, self._next_tick)
 
     def _readiness(self, reports: list[ReadinessReport], now: float) -> None:
@@ -307,7 +308,8 @@ class Engine:
         for dev in self._seen_dirty:
             s = self.world.seen[dev]
             upserts.append(
-                {"rule": SEEN, "subject": dev, "state": json.dumps([s.last_s, s.lwt_offline, s.drill, s.last_ts_ms])}
+                {"rule": SEEN, "subject": dev, "state": json.dumps(
+                    [s.last_s, s.lwt_offline, s.drill, s.last_ts_ms, s.interval_s, s.offset_s, s.made_s])}
             )
         self._seen_dirty.clear()
         for rule in self.rules:

@@ -9,8 +9,9 @@ engine has read the stream: the latest device time among the reports it has judg
 than their receive time, so a device whose clock runs ahead cannot push it). A silence that
 falls after the frontier may be the engine's own lag (a backlog in its inbox, a socket it has not
 read, a stall of its process, or of the simulator feeding a drill), not the site's; so silence is
-judged at ``silence_now``: the frontier, or the clock less ``hold_s`` when nothing comes at all
-(a broker or a network that is really down must still be seen). ``hold_s`` is a wall-time
+judged at ``silence_now``: the frontier, or, when nothing comes at all, the clock less the usual
+transport delay (``transport_s``) and ``hold_s`` (a broker or a network that is really down must
+still be seen). ``hold_s`` is a wall-time
 allowance (``rules.silence_hold_s``) times the clock's speed: on a drill clock at 60x one second
 of stall is a minute of clock.
 """
@@ -18,6 +19,7 @@ of stall is a minute of clock.
 from __future__ import annotations
 
 import bisect
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +30,8 @@ from examwatch.inventory import Device, DeviceRef, Inventory, RoomType
 from examwatch.timetable import JAMMER_LEAD, Paper, Timetable
 
 DEFAULT_TIMEOUT_S = 60.0
+TRANSPORT_EVERY = 256  # reports between two estimates of the transport's share of offsets
+TRANSPORT_MIN_DEVICES = 16  # devices whose offsets make that estimate
 
 
 class Window(NamedTuple):
@@ -82,6 +86,8 @@ class World:
     #: waits for it before it is judged on the clock (see the module's docstring)
     frontier_s: float = 0.0
     hold_s: float = 2.0
+    #: the transport's share of every device's offset (see :meth:`note_report`), clock seconds
+    transport_s: float = 0.0
     #: clock seconds per wall second (1 but on a drill clock)
     speed: float = 1.0
 
@@ -101,6 +107,8 @@ class World:
         self.site_last_s: dict[str, float] = {}
         self._cache: dict[tuple[str, str], Paper | None] = {}
         self._cache_second = 0
+        self._reports = 0
+        self._transport_known = False
         self._windows = {what: {site: _windows(self.timetable, site, what) for site in self.by_site}
                          for what in ("session", "jammers")}
 
@@ -127,11 +135,14 @@ class World:
         frontier, learn the device's report interval and clock offset, and return when the
         report was made on the engine's clock.
 
-        When it was made is the device time corrected by the device's offset (receive − device
-        time at its least over recent reports), never later than its receipt: so a report made
-        before a timetable edge is known as such whether the device's clock is a little off or
-        the report reached the engine late (a backlog, a compressed drill clock). The least
-        offset follows a clock that jumps back at once, and one that jumps ahead slowly.
+        When it was made is the device time corrected by the device clock's error, never later
+        than its receipt. The error is the device's offset (receive − device time, at its least
+        over recent reports) less the transport's share, ``transport_s``: the median offset over
+        all devices (clocks do not all drift the same way; the transport delays them all alike,
+        and a compressed drill clock makes it seconds). So a report made before a timetable edge
+        is known as such whether the device's clock is a little off, the engine reads a backlog,
+        or every report arrives late. The least offset follows a clock that jumps back at once,
+        and one that jumps ahead slowly.
         A gap longer than the device's absence timeout is an outage, not an interval."""
         ts_s = ts_ms / 1000
         self.frontier_s = max(self.frontier_s, min(ts_s, recv_s))
@@ -148,17 +159,28 @@ class World:
         else:
             s.offset_s += 0.05 * (sample - s.offset_s)
         s.last_ts_ms = ts_ms
-        made = min(recv_s, ts_s + s.offset_s)
+        self._reports += 1
+        if self._reports % (TRANSPORT_EVERY if self._transport_known else TRANSPORT_MIN_DEVICES) == 0:
+            self.estimate_transport()
+        made = min(recv_s, ts_s + s.offset_s - self.transport_s)
         s.made_s = max(s.made_s, made)
         return made
+
+    def estimate_transport(self) -> None:
+        """``transport_s``: the median of the devices' offsets, once there are enough of them."""
+        offsets = [x.offset_s for x in self.seen.values() if x.offset_s is not None]
+        # a median of a few devices would be their own clocks' errors, not the transport's
+        self._transport_known = len(offsets) >= TRANSPORT_MIN_DEVICES
+        self.transport_s = statistics.median(offsets) if self._transport_known else 0.0
 
     def note_event(self, ts_ms: int, recv_s: float) -> None:
         """An event was judged: it moves the frontier like a report."""
         self.frontier_s = max(self.frontier_s, min(ts_ms / 1000, recv_s))
 
     def silence_now(self, now: float) -> float:
-        """The time at which silence is judged now (see the module's docstring)."""
-        return min(now, max(self.frontier_s, now - self.hold_s))
+        """The time at which silence is judged now (see the module's docstring): the frontier, or
+        the clock less the usual transport delay and the hold when the stream stops."""
+        return min(now, max(self.frontier_s, now - max(0.0, self.transport_s) - self.hold_s))
 
     def heard_since_start(self, device: str) -> bool:
         """Whether the device has spoken since the engine started (not only before a restart)."""

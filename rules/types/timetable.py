@@ -174,7 +174,7 @@ class TimetableRule(Rule[TimetableConfig]):
                  if st is not None and len(st) > 1 and st[1] >= fresh_from and self.world.reporting(c, now)}
         if any(st[0] for st in fresh.values()):
             return []
-        waited = now >= window.start_s + max((self.grace(c) for c in states), default=0.0)
+        waited = self.world.silence_now(now) >= window.start_s + max((self.grace(c) for c in states), default=0.0)
         if len(fresh) < len(states) and not waited:
             return None
         missing = len(states) - len(fresh)
