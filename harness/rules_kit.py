@@ -239,15 +239,20 @@ class RulesProcess:
         stack: Any,
         tt: Timetable,
         rules: dict[str, list[dict[str, Any]]] | None = None,
+        *,
+        rules_dir: Path | None = None,
+        clock: dict[str, Any] | None = None,
         **rules_settings: Any,
     ) -> None:
+        """``rules`` (TEST_RULES by default) are written for it, unless ``rules_dir`` names a rules
+        directory to run (the shipped one); ``clock`` is a ``[clock]`` section (a drill clock)."""
         self.stack = stack
         root = stack.root / "rules-engine"
         root.mkdir(exist_ok=True)
         (root / "timetable.yaml").write_text(timetable_yaml(tt))
-        self.rules_dir = write_rules(root / "rules", rules)
+        self.rules_dir = rules_dir or write_rules(root / "rules", rules)
         self.store_url = f"sqlite:///{root / 'state.db'}"
-        doc = {
+        doc: dict[str, Any] = {
             "secret": stack.secret,
             "inventory": str(stack.inventory_path),
             "timetable": str(root / "timetable.yaml"),
@@ -261,6 +266,8 @@ class RulesProcess:
                 **rules_settings,
             },
         }
+        if clock is not None:
+            doc["clock"] = clock
         self.config = root / "examwatch.toml"
         self.config.write_text(_toml(doc))
         self.cmd = [EXAMWATCH, "rules", "--config", str(self.config)]

@@ -11,10 +11,11 @@ from that baseline. With fewer devices of the kind, the delay is the engine's es
 device (``World.transport_s``: the median of each device's least offset).
 
 **On a compressed drill clock** everything the transport adds is multiplied by the clock's speed
-(50 ms on the wire is 3 s of a 60x clock), while a simulated device's clock error is in clock
-seconds. The steady part of the delay is subtracted as above; its jitter is allowed for: a
-skew must exceed ``warn_s`` by ``JITTER_WALL_S`` (50 ms) times (speed − 1) to warn. At speed 1
-nothing changes; at 60x a device must be off by about 5 s, which a drill's clock fault exceeds.
+(50 ms on the wire is 3 s of a 60x clock, and a simulator a quarter second behind is 15 s), so a
+clock error as small as ``warn_s`` cannot be told from it. So the skew left after the delay is
+judged in wall terms: divided by the clock's speed before it is compared with ``warn_s`` and
+``clear_s``. At speed 1 nothing changes; at 60x a drill's clock fault must be more than 2 minutes
+(of drill time) to warn.
 
 A warning also needs ``confirm`` (2) reports in a row beyond the limit, so the first reports of a
 backlog, read before the baseline exists, raise nothing: a device's next report comes after a
@@ -39,16 +40,14 @@ from rules.model import Finding, Observation, Verdict
 from rules.types._base import Contract, Rule, RuleType, observe, state_key
 from rules.world import World
 
-#: the transport's jitter, wall seconds: on a compressed clock, times (speed − 1), added to the limits
-JITTER_WALL_S = 0.05
-
 
 def evaluate(
-    cfg: SkewConfig, active: bool, skew_s: float, beyond: int = 1, allowance_s: float = 0.0
+    cfg: SkewConfig, active: bool, skew_s: float, beyond: int = 1, speed: float = 1.0
 ) -> tuple[bool, Finding | None]:
-    """New state (active or not) and what to say, for one message's clock skew; ``beyond`` counts
-    this device's reports in a row (this one included) beyond ``warn_s`` + ``allowance_s``."""
-    off = abs(skew_s) - allowance_s
+    """New state (active or not) and what to say, for one message's clock skew (clock seconds);
+    ``beyond`` counts this device's reports in a row (this one included) beyond ``warn_s``. On a
+    clock ``speed`` times faster than the wall, the skew is judged divided by it."""
+    off = abs(skew_s) / speed
     if not active and off > cfg.warn_s and beyond >= cfg.confirm:
         return True, Finding(
             True, cfg.severity, f"device clock off by {skew_s:+.1f} s (limit {cfg.warn_s:g} s)"
@@ -101,15 +100,15 @@ class SkewRule(Rule[SkewConfig]):
         delay = baseline.add(obs.ref.id, raw)
         if not baseline.enough:
             delay = max(0.0, self.world.transport_s)
-        allowance = JITTER_WALL_S * max(0.0, self.world.speed - 1)
+        speed = max(1.0, self.world.speed)
         key = state_key(obs)
-        beyond = self._beyond.get(key, 0) + 1 if abs(raw - delay) - allowance > self.cfg.warn_s else 0
+        beyond = self._beyond.get(key, 0) + 1 if abs(raw - delay) / speed > self.cfg.warn_s else 0
         if beyond:
             self._beyond[key] = beyond
         else:
             self._beyond.pop(key, None)
         active = bool(self.state.get(key))
-        new, finding = evaluate(self.cfg, active, raw - delay, beyond, allowance)
+        new, finding = evaluate(self.cfg, active, raw - delay, beyond, speed)
         if new != active:
             self.put(key, True if new else None)
         return [] if finding is None else [finding.on(Subject.device(obs.ref), obs.drill)]
