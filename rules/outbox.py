@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -130,7 +130,8 @@ class _Item:
 
 
 class Outbox:
-    """Three threads: MQTT (publishes what ``send`` hands over, at once), InfluxDB, and a poll."""
+    """Four threads: MQTT (publishes what ``send`` hands over, at once), its acknowledgements,
+    InfluxDB, and a poll of the store."""
 
     def __init__(
         self,
@@ -153,12 +154,16 @@ class Outbox:
         self._flight: dict[Key, int] = {}
         #: rows handed to mark_sent, until the store shows them sent
         self._handed: set[Key] = set()
-        #: per alarm, the newest seq published (retained) on MQTT
-        self._published_seq: dict[int, int] = {}
+        #: per alarm, the newest seq handed to the MQTT client
+        self._sent_seq: dict[int, int] = {}
+        self._pub_lock = threading.Lock()
+        self._acks: Inbox[tuple[_Item, Callable[[], None] | None]] = Inbox()
+        self._retry: deque[_Item] = deque()
         self._stop = threading.Event()
         self._poll_now = threading.Event()
         self._threads = [
             threading.Thread(target=self._run_mqtt, name="rules-outbox-mqtt", daemon=True),
+            threading.Thread(target=self._run_acks, name="rules-outbox-acks", daemon=True),
             threading.Thread(target=self._run_influx, name="rules-outbox-influx", daemon=True),
             threading.Thread(target=self._run_poll, name="rules-outbox-poll", daemon=True),
         ]
@@ -173,7 +178,8 @@ class Outbox:
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
         self._poll_now.set()
-        self._mqtt.put(_Item([]))  # wake both queues
+        self._mqtt.put(_Item([]))  # wake the queues
+        self._acks.put((_Item([]), None))
         self._lines.put(_Item([]))
         for t in self._threads:
             t.join(timeout_s)
@@ -185,11 +191,15 @@ class Outbox:
     # -- handing rows over ---------------------------------------------------------------------
 
     def send(self, committed: Committed) -> None:
-        """Rows the engine just committed: publish them now, from memory."""
-        self._enqueue(committed.transitions, committed.readiness)
+        """Rows the engine just committed: published now, from memory, in the caller's thread (no
+        hand-over to another thread on an alarm's path); InfluxDB and the acknowledgements follow
+        on their own threads."""
+        self._enqueue(committed.transitions, committed.readiness, publish_now=True)
 
-    def _enqueue(self, transitions: Iterable[AlarmTransition], readiness: Iterable[Any]) -> int:
-        """Take rows into flight (each once), queue them for MQTT and InfluxDB; how many were new."""
+    def _enqueue(self, transitions: Iterable[AlarmTransition], readiness: Iterable[Any], *,
+                 publish_now: bool = False) -> int:
+        """Take rows into flight (each once), publish them (or queue them for the MQTT thread) and
+        queue them for InfluxDB; how many were new."""
         mqtt: list[_Item] = []
         lines: list[_Item] = []
         by_site: dict[str, list[Any]] = defaultdict(list)
@@ -211,7 +221,10 @@ class Outbox:
         for site, rows in sorted(by_site.items()):
             mqtt.append(_Item([readiness_key(m) for m in rows], readiness_topic(site), readiness_payload(site, rows)))
         for item in mqtt:
-            self._mqtt.put(item)
+            if publish_now:
+                self._acks.put((item, self._publish_one(item)))
+            else:
+                self._mqtt.put(item)
         for item in lines:
             self._lines.put(item)
         return len(lines)
@@ -242,40 +255,49 @@ class Outbox:
     # -- MQTT ----------------------------------------------------------------------------------
 
     def _run_mqtt(self) -> None:
-        backoff = 0.2
-        pending: list[_Item] = []
+        """Hand each message to the client the moment it is queued; the acks thread waits for the
+        broker's PUBACKs in order, so one slow acknowledgement never holds the next alarm back."""
         while not self._stop.is_set():
-            if not pending:
-                pending = [i for i in self._mqtt.take(1.0, self.batch) if i.keys]
-                if not pending:
-                    continue
-            try:
-                self._publish_all(pending)
-                pending, backoff = [], 0.2
-            except TimeoutError as exc:  # the broker is away: keep them, in order, and try again
-                log.warning("outbox: %s; publishing again in %.1f s", exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, RETRY_MAX_S)
+            items = self._take_retries() or [i for i in self._mqtt.take(1.0, self.batch) if i.keys]
+            for item in items:
+                self._acks.put((item, self._publish_one(item)))
 
-    def _publish_all(self, items: list[_Item]) -> None:
-        waits: list[tuple[_Item, Callable[[], None] | None]] = []
-        newest: dict[int, int] = {}  # this batch's, kept only once the broker took it all
-        for item in items:
+    def _take_retries(self) -> list[_Item]:
+        out: list[_Item] = []
+        while self._retry:
+            out.append(self._retry.popleft())
+        return out
+
+    def _publish_one(self, item: _Item) -> Callable[[], None] | None:
+        """Publish (retained, QoS 1); None when a newer step of the alarm went out already. Called
+        by the engine's thread (``send``) and the MQTT thread (polled rows, retries)."""
+        with self._pub_lock:
             if item.seq_of is not None:
                 alarm_id, seq = item.seq_of
-                if max(self._published_seq.get(alarm_id, 0), newest.get(alarm_id, 0)) >= seq:
-                    waits.append((item, None))  # a newer step is retained already (see the docstring)
-                    continue
-                newest[alarm_id] = seq
-            waits.append((item, self.publish(item.topic, item.payload)))
-        for _item, acknowledged in waits:
-            if acknowledged is not None:
-                acknowledged()
-                self.published += 1
-        for alarm_id, seq in newest.items():
-            self._published_seq[alarm_id] = max(seq, self._published_seq.get(alarm_id, 0))
-        for item, _ in waits:
-            self._done(item.keys)
+                if self._sent_seq.get(alarm_id, 0) > seq:
+                    return None  # the retained message must stay the alarm's latest step (see the docstring)
+                self._sent_seq[alarm_id] = seq
+            return self.publish(item.topic, item.payload)
+
+    def _run_acks(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            got = [(i, w) for i, w in self._acks.take(1.0, self.batch) if i.keys]
+            for n, (item, acknowledged) in enumerate(got):
+                if acknowledged is not None:
+                    try:
+                        acknowledged()
+                    except TimeoutError as exc:  # the broker is away: these go out again, in order
+                        log.warning("outbox: %s; publishing %d again in %.1f s", exc, len(got) - n, backoff)
+                        self._retry.extend(i for i, _ in got[n:])
+                        self._stop.wait(backoff)
+                        backoff = min(backoff * 2, RETRY_MAX_S)
+                        self._mqtt.put(_Item([]))  # wake the publisher for them
+                        break
+                    self.published += 1
+                self._done(item.keys)
+            else:
+                backoff = 0.2
 
     # -- InfluxDB ------------------------------------------------------------------------------
 
@@ -356,8 +378,17 @@ class Outbox:
             if not got:
                 break
             items += got
-        if items:
-            self._publish_all(items)
+        for item in items:
+            self._acks.put((item, self._publish_one(item)))
+        while True:
+            acks = [(i, w) for i, w in self._acks.take(0, self.batch) if i.keys]
+            if not acks:
+                break
+            for item, acknowledged in acks:
+                if acknowledged is not None:
+                    acknowledged()
+                    self.published += 1
+                self._done(item.keys)
         lines = []
         while True:
             got = [i for i in self._lines.take(0, self.batch) if i.keys]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import faulthandler
 import logging
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -51,6 +52,7 @@ SHARE_GROUP = "rules"
 #: the API's reload requests come in order with telemetry, through the shared subscription
 RELOAD_TOPIC = control.reload_topic("rules")
 Item = tuple[str, bytes, float, int, int, bool]  # topic, payload, receive time, mid, qos, DUP
+SWITCH_INTERVAL_S = 0.0005
 
 
 class Service:
@@ -203,6 +205,9 @@ def run(settings: Settings, inventory: Inventory, timetable: Timetable, ruleset:
     """Run until SIGTERM/SIGINT; SIGHUP reloads the rules."""
     stop, reload = stop_on_signals(log, "committing and stopping"), reload_on_hangup()
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack: for a hung engine
+    # The evaluation thread is busy with telemetry; the MQTT network thread and the outbox's must
+    # get the GIL within a millisecond, not CPython's default 5 ms, or every alarm waits for it.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     service = Service(settings, inventory, timetable, ruleset)
     service.start()
     try:

@@ -255,3 +255,20 @@ def test_hysteresis_does_not_flap(stack: Stack, paper_now: RulesProcess) -> None
     states = [t["state"] for t in transitions(paper_now.store) if t["rule"] == "jammer_hot"]
     assert states == ["firing", "resolved"]
     wait_for(lambda: len(influx_alarms(stack, "\"rule\" = 'jammer_hot'")) == 2, 10, "two jammer_hot points")
+
+
+def test_a_rise_after_an_acknowledgement_is_published_as_firing(stack: Stack, paper_now: RulesProcess) -> None:
+    live = watch(stack, "exam/v1/_alarm/+/jammer_hot/#")
+    with Heartbeat(stack) as hb:
+        hb.wait_rounds(1)
+        paper_now.start()
+        hb.over[JAM] = {"temperature_c": 75.0}  # minor
+        a = wait_alarm(paper_now, "rule = 'jammer_hot'")
+        out = paper_now.cli("ack", str(a["id"]), "--by", "王老师")
+        assert out.returncode == 0, out.stderr
+        hb.over[JAM] = {"temperature_c": 90.0}  # major: news, the acknowledgement must be renewed
+        wait_for(lambda: any(p["seq"] == 3 for _, p in live["msgs"]), 20, "the rise on MQTT")
+    steps = {p["seq"]: (p["state"], p["severity"], p["by"]) for _, p in live["msgs"]}
+    assert steps[1] == ("firing", "minor", "rules")
+    assert steps[2] == ("acknowledged", "minor", "王老师")
+    assert steps[3] == ("firing", "major", "rules")
