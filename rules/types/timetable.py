@@ -99,6 +99,9 @@ class TimetableRule(Rule[TimetableConfig]):
         self.current: dict[str, Window | None] = {}
         self.timers: Timers = NO_TIMERS
         self.restart_grace_s = 0.0
+        #: each exam room's cameras
+        self.cameras = {key: [d.id for d in world.by_room.get(key, ()) if d.kind == "camera"]
+                        for key in world.exam_rooms}
 
     def start(self, now: float, timers: Timers, grace_s: float) -> None:
         self.timers, self.restart_grace_s = timers, grace_s
@@ -147,8 +150,7 @@ class TimetableRule(Rule[TimetableConfig]):
         key = keyed(f"{site}-{room}", drill)
         if (site, room) not in self.world.exam_rooms_set:
             return []
-        cams = [d.id for d in self.world.by_room.get((site, room), ()) if d.kind == "camera"]
-        states = {c: self.state.get(keyed(c, drill)) for c in cams}
+        states = {c: self.state.get(keyed(c, drill)) for c in self.cameras[(site, room)]}
         active = bool(self.state.get(key))
         if not any(states.values()) and not active:
             return []  # no camera has said anything yet: coverage speaks for silence
@@ -174,9 +176,10 @@ class TimetableRule(Rule[TimetableConfig]):
                  if st is not None and len(st) > 1 and st[1] >= fresh_from and self.world.reporting(c, now)}
         if any(st[0] for st in fresh.values()):
             return []
-        waited = self.world.silence_now(now) >= window.start_s + max((self.grace(c) for c in states), default=0.0)
-        if len(fresh) < len(states) and not waited:
-            return None
+        if len(fresh) < len(states):
+            waited = self.world.silence_now(now) >= window.start_s + max((self.grace(c) for c in states), default=0.0)
+            if not waited:
+                return None
         missing = len(states) - len(fresh)
         text = f"none of {len(states)} cameras recording"
         return [text + (f" ({missing} without a report since {self.world.local(window.start_s)})" if missing else "")]
@@ -186,9 +189,14 @@ class TimetableRule(Rule[TimetableConfig]):
     def on_tick(self, now: float) -> list[Verdict]:
         if self.cfg.require == "camera_recording":
             out: list[Verdict] = []
+            in_paper: dict[str, bool] = {}
             for site, room in self.world.exam_rooms:
-                out += self._room(site, room, now)
-                if self.state.get(keyed(f"{site}-{room}", True)):
+                if site not in in_paper:
+                    in_paper[site] = self.world.window(self.what, site, now) is not None
+                real, drill = keyed(f"{site}-{room}", False), keyed(f"{site}-{room}", True)
+                if in_paper[site] or self.state.get(real):  # outside papers only an alarm to clear matters
+                    out += self._room(site, room, now)
+                if self.state.get(drill):  # drill data is judged as its camera reports come in
                     out += self._room(site, room, now, drill=True)
             return out
         return self._jammer_edges(now)
