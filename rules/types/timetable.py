@@ -99,13 +99,19 @@ class TimetableRule(Rule[TimetableConfig]):
         self.current: dict[str, Window | None] = {}
         self.timers: Timers = NO_TIMERS
         self.restart_grace_s = 0.0
+        self.started = 0.0
         #: each exam room's cameras
         self.cameras = {key: [d.id for d in world.by_room.get(key, ()) if d.kind == "camera"]
                         for key in world.exam_rooms}
 
     def start(self, now: float, timers: Timers, grace_s: float) -> None:
-        self.timers, self.restart_grace_s = timers, grace_s
+        self.timers, self.restart_grace_s, self.started = timers, grace_s, now
         self.current.clear()  # the next tick schedules the waits of the windows open now
+
+    def waits_from(self, window: Window) -> float:
+        """When a device's grace in ``window`` begins: the window's start, or the engine's if it
+        started (or reloaded) later: nobody was listening before."""
+        return max(window.start_s, self.started)
 
     def grace(self, device: str) -> float:
         seen = self.world.seen.get(device)
@@ -177,7 +183,8 @@ class TimetableRule(Rule[TimetableConfig]):
         if any(st[0] for st in fresh.values()):
             return []
         if len(fresh) < len(states):
-            waited = self.world.silence_now(now) >= window.start_s + max((self.grace(c) for c in states), default=0.0)
+            grace = max((self.grace(c) for c in states), default=0.0)
+            waited = self.world.silence_now(now) >= self.waits_from(window) + grace
             if not waited:
                 return None
         missing = len(states) - len(fresh)
@@ -218,7 +225,7 @@ class TimetableRule(Rule[TimetableConfig]):
                             out += self._jammer(ref.id, list(st[1]), Evidence.OUTSIDE, None, drill)
                 continue
             for ref in jammers:
-                at = max(window.start_s + self.grace(ref.id), now + self.restart_grace_s)
+                at = max(self.waits_from(window) + self.grace(ref.id), now + self.restart_grace_s)
                 self.timers.schedule(at, self.name, ref.id)
         return out
 
@@ -229,8 +236,8 @@ class TimetableRule(Rule[TimetableConfig]):
         seen = self.world.seen.get(subject)
         if window is None or seen is None:
             return []  # the window closed; a jammer never heard is the absence rule's
-        if now < window.start_s + self.grace(subject):
-            timers.schedule(window.start_s + self.grace(subject), self.name, subject)  # a later window
+        if now < self.waits_from(window) + self.grace(subject):
+            timers.schedule(self.waits_from(window) + self.grace(subject), self.name, subject)  # a later window
             return []
         if seen.made_s >= window.start_s + self.cfg.settle_s:
             return []  # it reported in the window (real or drill data): judged on that

@@ -11,6 +11,7 @@ import pytest
 from examwatch.timetable import Timetable
 from harness.rules_kit import FakeClock, SimDay, alarms, shipped_engine, timetable, transitions
 from rules.engine import Engine
+from rules.types._base import observe
 from rules.types.timetable import GRACE_MARGIN_S
 
 INTERVAL = 30  # s between a device's reports, as exam-day jammers send them
@@ -149,3 +150,16 @@ def test_a_restart_at_t_minus_15_judges_no_stale_report(tmp_path: Path) -> None:
     sim.eng, sim.intake.world = again, again.world
     sim.run(t15 + 3 * INTERVAL)
     assert alarms(again.store) == []
+
+
+def test_an_engine_started_in_a_window_gives_each_jammer_its_grace_from_its_own_start(tmp_path: Path) -> None:
+    """Started mid-paper, the engine hears each device's "online" first and its report up to one
+    interval later: nobody was listening before it started, so nobody is late yet."""
+    clock = FakeClock(1_780_000_000.0)
+    tt = timetable(clock.now, start_in_s=-600, length_s=LENGTH)  # the paper began 10 minutes ago
+    eng = shipped_engine(tmp_path, clock, tt)
+    for dev in eng.world.devices:
+        eng.handle(observe(eng.world, dev, clock.now, online=True))
+    sim = SimDay(eng, clock, interval_s=INTERVAL)
+    sim.run(clock.now + 3 * INTERVAL)
+    assert alarms(eng.store) == []
