@@ -101,10 +101,16 @@ class RulesSettings(_Section):
     worker: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="client id rules-<id>")
     session_expiry_s: int = Field(default=86_400, ge=60, description="broker keeps our queue this long")
     receive_maximum: int = Field(default=10_000, ge=20, le=65_535, description="unacknowledged messages")
-    commit_interval_ms: int = Field(default=50, ge=1, le=10_000, description="commit, then ack, this often")
+    commit_interval_ms: int = Field(
+        default=50, ge=1, le=10_000, description="commit, then ack, this often (at once after a transition)"
+    )
     tick_s: float = Field(default=1.0, gt=0, le=60, description="coverage and readiness run this often")
     restart_grace_s: float = Field(
         default=10.0, ge=0, le=3600, description="after a start, absence waits this long for the backlog"
+    )
+    silence_hold_s: float = Field(
+        default=2.0, ge=0, le=60,
+        description="wall seconds silence waits for a stream the engine has not read past (its own lag)",
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
+import random
 import secrets
 import subprocess
 import threading
@@ -24,8 +26,11 @@ from examwatch.timetable import Timetable
 from harness.servers import Postgres, wait_for
 from harness.stack import EXAMWATCH, _toml, device_topic, publish_all, telemetry
 from rules.engine import Engine
+from rules.intake import Intake
+from rules.model import Observation
 from rules.types._base import observe
 from rules.world import World
+from simulators.behaviour import DeviceSim, SiteDay, step
 
 
 def inventory(rooms: int = 3) -> Inventory:
@@ -234,15 +239,20 @@ class RulesProcess:
         stack: Any,
         tt: Timetable,
         rules: dict[str, list[dict[str, Any]]] | None = None,
+        *,
+        rules_dir: Path | None = None,
+        clock: dict[str, Any] | None = None,
         **rules_settings: Any,
     ) -> None:
+        """``rules`` (TEST_RULES by default) are written for it, unless ``rules_dir`` names a rules
+        directory to run (the shipped one); ``clock`` is a ``[clock]`` section (a drill clock)."""
         self.stack = stack
         root = stack.root / "rules-engine"
         root.mkdir(exist_ok=True)
         (root / "timetable.yaml").write_text(timetable_yaml(tt))
-        self.rules_dir = write_rules(root / "rules", rules)
+        self.rules_dir = rules_dir or write_rules(root / "rules", rules)
         self.store_url = f"sqlite:///{root / 'state.db'}"
-        doc = {
+        doc: dict[str, Any] = {
             "secret": stack.secret,
             "inventory": str(stack.inventory_path),
             "timetable": str(root / "timetable.yaml"),
@@ -256,6 +266,8 @@ class RulesProcess:
                 **rules_settings,
             },
         }
+        if clock is not None:
+            doc["clock"] = clock
         self.config = root / "examwatch.toml"
         self.config.write_text(_toml(doc))
         self.cmd = [EXAMWATCH, "rules", "--config", str(self.config)]
@@ -344,3 +356,63 @@ class Heartbeat:
     def wait_rounds(self, n: int) -> None:
         target = self.rounds + n
         wait_for(lambda: self.rounds >= target, 30, f"{n} heartbeat rounds")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_RULES = ROOT / "config" / "rules"
+
+
+def shipped_engine(tmp: Path, clock: FakeClock, tt: Timetable, *, inv: Inventory | None = None,
+                   rules_dir: Path = SHIPPED_RULES, **kw: Any) -> Engine:
+    """A restored engine running the shipped rules (or ``rules_dir``) on a fresh store."""
+    store = open_store(fresh_store_url(tmp))
+    eng = Engine(store, World(inv or inventory(), tt), load_dir(rules_dir), clock, grace_s=0, tick_s=1.0, **kw)
+    eng.restore()
+    return eng
+
+
+class SimDay:
+    """The simulator's own devices (``simulators.behaviour``: jammers switched by the timetable, gate
+    surges, doors, batteries) fed straight into ``eng`` through the real intake, on a FakeClock.
+
+    Every device reports once per ``interval_s`` at its own random phase, stamped with the time it
+    is due, and is received ``delay_s`` later. ``over[device](payload, t)`` may change a report
+    (return None to drop it). Events go through the intake too."""
+
+    def __init__(self, eng: Engine, clock: FakeClock, *, interval_s: int = 30, delay_s: float = 0.05,
+                 seed: int = 1, skip: frozenset[str] | set[str] = frozenset()) -> None:
+        self.eng, self.clock, self.interval_s, self.delay_s = eng, clock, interval_s, delay_s
+        self.rng = random.Random(seed)
+        self.intake = Intake(eng.world)
+        self.over: dict[str, Any] = {}
+        self.sims: list[DeviceSim] = []
+        self.days: dict[str, SiteDay] = {}
+        for site in eng.world.inventory.sites:
+            self.days[site.id] = SiteDay.build(eng.world.timetable, site)
+            for d in site.devices:
+                if d.id not in skip:
+                    self.sims.append(DeviceSim(d, site.id, self.rng.uniform(0, interval_s)))
+        self.due = {s.id: clock.now + s.phase for s in self.sims}
+        self.reports = 0
+
+    def run(self, until: float, step_s: float = 1.0, commit: bool = True) -> None:
+        """Advance the clock to ``until`` in steps, delivering every report due, running the engine's timers."""
+        while self.clock.now < until:
+            self.clock.now = min(until, self.clock.now + step_s)
+            ready = sorted((t, s) for s in self.sims if (t := self.due[s.id]) + self.delay_s <= self.clock.now)
+            for t, sim in ready:
+                self.due[sim.id] = t + self.interval_s
+                payload, events = step(sim, t, self.days[sim.site], self.rng, self.interval_s)
+                if sim.id in self.over:
+                    payload = self.over[sim.id](payload, t)
+                    if payload is None:
+                        continue
+                for channel, body in [("telemetry", payload), *(("event", e) for e in events)]:
+                    got = self.intake.observe(sim.prefix + channel, json.dumps(body).encode(), t + self.delay_s)
+                    if not isinstance(got, Observation):
+                        raise AssertionError(f"the intake refused {sim.id}'s {channel}: {got}")
+                    self.eng.handle(got)
+                self.reports += 1
+            self.eng.run_due()
+            if commit:
+                self.eng.commit()

@@ -49,6 +49,9 @@ class Observation:
     online: bool | None
     recv_s: float
     drill: bool
+    #: when a telemetry report was made, on the engine's clock (the engine sets it: World.note_report);
+    #: 0 for other messages
+    made_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

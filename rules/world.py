@@ -3,18 +3,51 @@
 Liveness (when each device was last heard, whether its Last Will said offline, whether the
 site is silent) is kept here once for all rules, so absence, coverage and readiness agree on
 what "reporting" means.
+
+Silence is judged on the stream's time, not on the clock's alone. ``frontier_s`` is how far the
+engine has read the stream: the latest device time among the reports it has judged (never later
+than their receive time, so a device whose clock runs ahead cannot push it). A silence that
+falls after the frontier may be the engine's own lag (a backlog in its inbox, a socket it has not
+read, a stall of its process, or of the simulator feeding a drill), not the site's; so silence is
+judged at ``silence_now``: the frontier, or, when nothing comes at all, the clock less the usual
+transport delay (``transport_s``) and ``hold_s`` (a broker or a network that is really down must
+still be seen). ``hold_s`` is a wall-time
+allowance (``rules.silence_hold_s``) times the clock's speed: on a drill clock at 60x one second
+of stall is a minute of clock.
 """
 
 from __future__ import annotations
 
+import bisect
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
+from typing import NamedTuple
 
 from examwatch.inventory import Device, DeviceRef, Inventory, RoomType
-from examwatch.timetable import Paper, Timetable
+from examwatch.timetable import JAMMER_LEAD, Paper, Timetable
 
 DEFAULT_TIMEOUT_S = 60.0
+TRANSPORT_EVERY = 256  # reports between two estimates of the transport's share of offsets
+TRANSPORT_MIN_DEVICES = 16  # devices whose offsets make that estimate
+
+
+class Window(NamedTuple):
+    """One stretch of a requirement at a site: a paper in session, or jammers required."""
+
+    start_s: float
+    end_s: float
+    paper: str
+
+
+class Evidence(Enum):
+    """What a report says about a time-dependent requirement (see :meth:`World.judge`)."""
+
+    OUTSIDE = "outside"  # no window holds at its receive time: the requirement does not apply
+    UNSURE = "unsure"  # too close to a window's edge, or made before it: no verdict either way
+    INSIDE = "inside"  # made and received well inside a window: judge it
 
 
 @dataclass(slots=True)
@@ -26,6 +59,13 @@ class Seen:
     lwt_offline: bool = False
     drill: bool = False
     last_ts_ms: int = 0
+    #: the device's report interval (device time between telemetry reports, smoothed); 0: not known yet
+    interval_s: float = 0.0
+    #: receive time − device time, at its least over recent reports: the device clock's offset plus
+    #: the quickest transport (a backlog's late deliveries do not move it much)
+    offset_s: float | None = None
+    #: when its last report was made, on the engine's clock (see :meth:`World.note_report`)
+    made_s: float = 0.0
 
 
 @dataclass
@@ -42,6 +82,14 @@ class World:
     #: broker's backlog for our session arrives first); a device never heard counts from the start
     started_s: float = 0.0
     grace_s: float = 0.0
+    #: the stream's time as far as the engine has judged it, and how long (clock seconds) silence
+    #: waits for it before it is judged on the clock (see the module's docstring)
+    frontier_s: float = 0.0
+    hold_s: float = 2.0
+    #: the transport's share of every device's offset (see :meth:`note_report`), clock seconds
+    transport_s: float = 0.0
+    #: clock seconds per wall second (1 but on a drill clock)
+    speed: float = 1.0
 
     def __post_init__(self) -> None:
         self.devices: dict[str, DeviceRef] = self.inventory.devices
@@ -59,6 +107,10 @@ class World:
         self.site_last_s: dict[str, float] = {}
         self._cache: dict[tuple[str, str], Paper | None] = {}
         self._cache_second = 0
+        self._reports = 0
+        self._transport_known = False
+        self._windows = {what: {site: _windows(self.timetable, site, what) for site in self.by_site}
+                         for what in ("session", "jammers")}
 
     def timeout(self, device: str) -> float:
         return self.timeouts.get(device, DEFAULT_TIMEOUT_S)
@@ -77,6 +129,96 @@ class World:
         changed = now - s.last_s >= 1.0 or s.lwt_offline != lwt_offline or s.drill != drill
         s.last_s, s.lwt_offline, s.drill = now, lwt_offline, drill
         return changed
+
+    def note_report(self, device: str, ts_ms: int, recv_s: float) -> float:
+        """A report (telemetry) made at device time ``ts_ms`` is being judged: move the stream's
+        frontier, learn the device's report interval and clock offset, and return when the
+        report was made on the engine's clock.
+
+        When it was made is the device time corrected by the device clock's error, never later
+        than its receipt. The error is the device's offset (receive − device time, at its least
+        over recent reports) less the transport's share, ``transport_s``: the median offset over
+        all devices (clocks do not all drift the same way; the transport delays them all alike,
+        and a compressed drill clock makes it seconds). So a report made before a timetable edge
+        is known as such whether the device's clock is a little off, the engine reads a backlog,
+        or every report arrives late. The least offset follows a clock that jumps back at once,
+        and one that jumps ahead slowly.
+        A gap longer than the device's absence timeout is an outage, not an interval."""
+        ts_s = ts_ms / 1000
+        self.frontier_s = max(self.frontier_s, min(ts_s, recv_s))
+        s = self.seen.get(device)
+        if s is None:
+            return recv_s
+        if s.last_ts_ms and ts_ms > s.last_ts_ms:
+            gap = (ts_ms - s.last_ts_ms) / 1000
+            if gap <= self.timeout(device):
+                s.interval_s = gap if not s.interval_s else 0.7 * s.interval_s + 0.3 * gap
+        sample = recv_s - ts_s
+        if s.offset_s is None or sample < s.offset_s:
+            s.offset_s = sample
+        else:
+            s.offset_s += 0.05 * (sample - s.offset_s)
+        s.last_ts_ms = ts_ms
+        self._reports += 1
+        if self._reports % (TRANSPORT_EVERY if self._transport_known else TRANSPORT_MIN_DEVICES) == 0:
+            self.estimate_transport()
+        made = min(recv_s, ts_s + s.offset_s - self.transport_s)
+        s.made_s = max(s.made_s, made)
+        return made
+
+    def estimate_transport(self) -> None:
+        """``transport_s``: the median of the devices' offsets, once there are enough of them."""
+        offsets = [x.offset_s for x in self.seen.values() if x.offset_s is not None]
+        # a median of a few devices would be their own clocks' errors, not the transport's
+        self._transport_known = len(offsets) >= TRANSPORT_MIN_DEVICES
+        self.transport_s = statistics.median(offsets) if self._transport_known else 0.0
+
+    def note_event(self, ts_ms: int, recv_s: float) -> None:
+        """An event was judged: it moves the frontier like a report."""
+        self.frontier_s = max(self.frontier_s, min(ts_ms / 1000, recv_s))
+
+    def silence_now(self, now: float) -> float:
+        """The time at which silence is judged now (see the module's docstring): the frontier, or
+        the clock less the usual transport delay and the hold when the stream stops."""
+        return min(now, max(self.frontier_s, now - max(0.0, self.transport_s) - self.hold_s))
+
+    def heard_since_start(self, device: str) -> bool:
+        """Whether the device has spoken since the engine started (not only before a restart)."""
+        s = self.seen.get(device)
+        return s is not None and s.last_s >= self.started_s
+
+    def window(self, what: str, site: str, at: float) -> Window | None:
+        """The stretch of ``what`` (``session`` or ``jammers``) at ``site`` that holds at ``at``."""
+        windows = self._windows[what].get(site, ())
+        i = bisect.bisect_right(windows, (at, float("inf"), "")) - 1
+        while i >= 0:  # papers of a site may overlap: the latest stretch that holds
+            if windows[i].start_s <= at < windows[i].end_s:
+                return windows[i]
+            i -= 1
+        return None
+
+    def windows(self, what: str, site: str) -> tuple[Window, ...]:
+        """Every stretch of ``what`` at ``site``, in time order."""
+        return self._windows[what].get(site, ())
+
+    def judge(
+        self, what: str, site: str, recv_s: float, made_s: float, settle_s: float
+    ) -> tuple[Evidence, Window | None]:
+        """Whether a report made at ``made_s`` (see :meth:`note_report`) and received at ``recv_s``
+        is evidence for the requirement ``what``: made at least ``settle_s`` after one window
+        started, and received ``settle_s`` before it ends. A report received outside every
+        window says the requirement does not apply."""
+        w = self.window(what, site, recv_s)
+        if w is None:
+            return Evidence.OUTSIDE, None
+        if min(made_s, recv_s) >= w.start_s + settle_s and max(made_s, recv_s) <= w.end_s - settle_s:
+            return Evidence.INSIDE, w
+        return Evidence.UNSURE, w
+
+    def local(self, t: float) -> str:
+        """``t`` as the timetable's wall-clock time, ``HH:MM:SS`` (for messages people read)."""
+        tz = self.timetable.papers[0].start.tzinfo if self.timetable.papers else UTC
+        return datetime.fromtimestamp(t, tz).strftime("%H:%M:%S")
 
     def site_drill(self, site: str) -> bool:
         """Whether a site's silence belongs to a drill: every device of it that was ever heard
@@ -97,13 +239,15 @@ class World:
         return any(self.seen[d.id].drill for d in self.by_site.get(site, ()) if d.id in self.seen)
 
     def reporting(self, device: str, now: float) -> bool:
-        """Heard from within its absence timeout, and its Last Will has not said offline."""
+        """Heard from within its absence timeout, and its Last Will has not said offline (silence
+        judged at :meth:`silence_now`)."""
         if now < self.started_s + self.grace_s:
             return True
+        t = self.silence_now(now)
         s = self.seen.get(device)
         if s is None:
-            return now < self.started_s + self.timeout(device)
-        return not s.lwt_offline and now - s.last_s < self.timeout(device)
+            return t < self.started_s + self.timeout(device)
+        return not s.lwt_offline and t - s.last_s < self.timeout(device)
 
     def in_session(self, site: str, now: float) -> Paper | None:
         return self._when("session", site, now)
@@ -130,3 +274,21 @@ class World:
 
 def _dt(now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC)
+
+
+def _windows(timetable: Timetable, site: str, what: str) -> tuple[Window, ...]:
+    """The stretches of ``what`` at ``site``: papers in session, or the jammers' windows (from
+    15 minutes before each paper to its end, cut by its ``jammer_off`` windows)."""
+    out: list[Window] = []
+    for p in timetable.for_site(site):
+        if what == "session":
+            out.append(Window(p.start.timestamp(), p.end.timestamp(), p.id))
+            continue
+        begin = (p.start - JAMMER_LEAD).timestamp()
+        for off in sorted(p.jammer_off, key=lambda w: w.start):
+            if off.start.timestamp() > begin:
+                out.append(Window(begin, off.start.timestamp(), p.id))
+            begin = max(begin, off.end.timestamp())
+        if p.end.timestamp() > begin:
+            out.append(Window(begin, p.end.timestamp(), p.id))
+    return tuple(sorted(out))

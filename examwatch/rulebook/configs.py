@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from examwatch.alarm import Severity
+from examwatch.inventory import RoomType
 from examwatch.kinds import KINDS, Kind
 from examwatch.timetable import READINESS_LEAD
 
@@ -55,6 +56,42 @@ class RuleConfig(BaseModel):
         """Raise ValueError when this rule cannot apply to ``kind`` (e.g. a field it lacks)."""
 
 
+class DeviceScoped(RuleConfig):
+    """A rule that judges devices may be limited to the rooms of some types (``rooms: [storage]``).
+
+    The paper storage room (保密室) is watched at every hour while exam-room cameras matter during
+    papers: two rules of one kind, each with its rooms, say so without a second notion of time."""
+
+    rooms: tuple[RoomType, ...] = Field(
+        default=(), description="only devices in rooms of these types (exam, entrance, storage, rest); empty: all"
+    )
+
+    @model_validator(mode="after")
+    def _rooms_once(self) -> Self:
+        if len(set(self.rooms)) != len(self.rooms):
+            raise ValueError("rooms lists a room type twice")
+        return self
+
+    def covers(self, room_type: RoomType) -> bool:
+        """Whether a device in a room of ``room_type`` is this rule's to judge."""
+        return not self.rooms or room_type in self.rooms
+
+
+class TimeEdges(RuleConfig):
+    """How a rule whose requirement depends on the timetable judges around its edges.
+
+    A report is evidence for a window (a paper, or the jammers' window) only if it was made at
+    least ``settle_s`` after the window started and ``settle_s`` before it ends, by the device's
+    clock and by the engine's: a jammer switched on at T−15 by its own clock may be a second or two
+    off, and a report made just before the edge but received after it says nothing about the window.
+    """
+
+    settle_s: float = Field(
+        default=2.0, ge=0, le=600,
+        description="reports within this many seconds of a window's start or end are not judged (s)",
+    )
+
+
 class Condition(BaseModel):
     """Exactly one of ``above`` (>), ``below`` (<) or ``equals`` (==)."""
 
@@ -88,7 +125,7 @@ class Level(Condition):
     severity: Severity
 
 
-class ThresholdConfig(RuleConfig):
+class ThresholdConfig(DeviceScoped, TimeEdges):
     type: Literal["threshold"]
     field: str = Field(
         pattern=r"^[a-z_0-9]+(\.[a-z0-9_]+)?$", description="telemetry field, e.g. mains_v or rf_dbm.n78"
@@ -102,7 +139,7 @@ class ThresholdConfig(RuleConfig):
             raise ValueError(f"a {kind} telemetry message has no field {self.field.partition('.')[0]!r}")
 
 
-class AbsenceConfig(RuleConfig):
+class AbsenceConfig(DeviceScoped):
     FILES: ClassVar[frozenset[str]] = frozenset({*KINDS, SITE})
 
     type: Literal["absence"]
@@ -111,8 +148,12 @@ class AbsenceConfig(RuleConfig):
         default_factory=dict, description="device (or site) id → its own timeout_s"
     )
 
+    def check_kind(self, kind: str) -> None:
+        if kind == SITE and self.rooms:
+            raise ValueError("rooms applies to device rules; a site's silence is the whole site's")
 
-class RatioConfig(RuleConfig):
+
+class RatioConfig(DeviceScoped):
     type: Literal["ratio"]
     numerator: str
     denominator: str
@@ -120,7 +161,11 @@ class RatioConfig(RuleConfig):
     above: float = Field(gt=0)
     clear_below: float | None = Field(default=None, gt=0, description="clears below this; default above")
     min_denominator: float = Field(
-        default=1, ge=0, description="no verdict while the window's denominator is smaller"
+        default=1, ge=0, description="no verdict while the window's denominator is smaller ..."
+    )
+    min_numerator: float | None = Field(
+        default=None, gt=0,
+        description="... unless the window's numerator reaches this (a surge at low traffic); none: off",
     )
 
     @model_validator(mode="after")
@@ -135,11 +180,16 @@ class RatioConfig(RuleConfig):
                 raise ValueError(f"a {kind} telemetry message has no field {f!r}")
 
 
-class TimetableConfig(RuleConfig):
+class TimetableConfig(TimeEdges):
     type: Literal["timetable"]
     require: Literal["jammer_shielding", "camera_recording"]
     severity: Severity = Severity.CRITICAL
     floor_dbm: float = Field(default=20.0, ge=-60, le=47, description="lowest RF output per band, dBm")
+    grace_s: float | None = Field(
+        default=None, gt=0, le=3600,
+        description="after a window starts, a device with no report for this long is 'not reporting'; "
+        "none: its own report interval, plus half of it and at least 10 s",
+    )
 
     def check_kind(self, kind: str) -> None:
         wanted = "jammer" if self.require == "jammer_shielding" else "camera"
@@ -171,7 +221,7 @@ class CoverageConfig(RuleConfig):
     )
 
 
-class SkewConfig(RuleConfig):
+class SkewConfig(DeviceScoped):
     type: Literal["skew"]
     severity: Severity = Severity.WARNING
     warn_s: float = Field(default=2.0, gt=0, le=86_400)

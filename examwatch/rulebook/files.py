@@ -102,7 +102,26 @@ def combine(files: Mapping[str, RulesFile], directory: Path) -> RuleSet:
             where[rule.name] = path
             rules.append((kind, rule))
     _check_site_timeout(rules, directory)
+    _check_absence_rooms(rules, directory)
     return RuleSet(tuple(rules))
+
+
+def _check_absence_rooms(rules: list[tuple[str, AnyRule]], directory: Path) -> None:
+    """Two absence rules of one kind may split its devices by room type, never share one: a
+    device has one timeout, and would otherwise raise two offline alarms."""
+    by_kind: dict[str, list[AbsenceConfig]] = {}
+    for kind, rule in rules:
+        if kind != SITE and isinstance(rule, AbsenceConfig):
+            by_kind.setdefault(kind, []).append(rule)
+    for kind, found in by_kind.items():
+        for i, a in enumerate(found):
+            for b in found[i + 1:]:
+                shared = set(a.rooms) & set(b.rooms) if a.rooms and b.rooms else set(a.rooms or b.rooms or ["any"])
+                if shared:
+                    raise DataFileError(
+                        f"{directory / f'{kind}.yaml'}: rules: {a.name} and {b.name} both watch the silence of "
+                        f"{kind}s in {', '.join(sorted(map(str, shared)))} rooms; give each its own rooms"
+                    )
 
 
 def _check_site_timeout(rules: list[tuple[str, AnyRule]], directory: Path) -> None:

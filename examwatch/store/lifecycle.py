@@ -27,6 +27,9 @@ _ALLOWED: dict[State, frozenset[State]] = {
     State.ACKNOWLEDGED: frozenset({State.ACKNOWLEDGED, State.RESOLVED}),
     State.RESOLVED: frozenset(),
 }
+#: Only the engine takes an acknowledged alarm back to firing, and only when its severity rises:
+#: a worse condition is news, and the acknowledgement of the lesser one must be renewed.
+_ENGINE_ONLY = frozenset({(State.ACKNOWLEDGED, State.FIRING)})
 _A = cast(sa.Table, Alarm.__table__)
 _T = cast(sa.Table, Transition.__table__)
 
@@ -166,8 +169,12 @@ def transition(
     """Move ``alarm`` (as last read) to ``to``.
 
     Raises ConflictError if it changed since it was read, AlarmError if the move is not allowed.
+    The engine (``by`` ENGINE) may also move an acknowledged alarm back to firing when it raises
+    its severity.
     """
-    if to not in _ALLOWED[State(alarm.state)]:
+    rises = severity is not None and severity.rank > Severity(alarm.severity).rank
+    engine_move = by == ENGINE and rises and (State(alarm.state), to) in _ENGINE_ONLY
+    if to not in _ALLOWED[State(alarm.state)] and not engine_move:
         raise AlarmError(f"alarm {alarm.id} is {alarm.state}; it cannot become {to.value}")
     at = max(at_ns if at_ns is not None else time.time_ns(), alarm.updated_ns + 1)
     sev = severity.value if severity is not None else alarm.severity

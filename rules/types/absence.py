@@ -88,8 +88,10 @@ class AbsenceRule(Rule[AbsenceConfig]):
         self.subjects = (
             list(world.by_site)
             if self.site_scope
-            else [d for d, ref in world.devices.items() if ref.kind == kind]
+            else [d for d, ref in world.devices.items()
+                  if ref.kind == kind and cfg.covers(world.room_types[(ref.site, ref.room)])]
         )
+        self.subject_set = set(self.subjects)
         unknown = sorted(set(cfg.overrides) - set(self.subjects))
         if unknown:
             log.warning("rule %s: overrides name no %s of the inventory: %s", cfg.name,
@@ -131,7 +133,7 @@ class AbsenceRule(Rule[AbsenceConfig]):
     def on_message(self, obs: Observation) -> list[Verdict]:
         if self.site_scope:
             return self._site_heard(obs)
-        if obs.ref.kind != self.kind:
+        if obs.ref.id not in self.subject_set:  # another kind, or a room this rule does not watch
             return self._release(obs)
         dev = obs.ref.id
         state = self.state.get(dev)
@@ -162,7 +164,7 @@ class AbsenceRule(Rule[AbsenceConfig]):
         return out
 
     def put(self, subject: str, value: Any) -> None:
-        if not self.site_scope:
+        if not self.site_scope and subject in self.subject_set:
             site = self.world.devices[subject].site
             if value == SUPPRESSED:
                 self.suppressed.setdefault(site, set()).add(subject)

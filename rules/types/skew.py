@@ -7,9 +7,19 @@ The transport delay matters when the engine reads a backlog (after a restart, a 
 or under load): every message then looks seconds late, and every device would be warned about.
 So the rule estimates the delay as the median raw skew of the last messages of this kind, from
 at least 16 devices, and subtracts it when it is positive; a device whose clock is off stands out
-from that baseline. A warning also needs ``confirm`` (2) reports in a row beyond the limit, so
-the first reports of a backlog, read before the baseline exists, raise nothing: a device's next
-report comes after a whole round of the others. The cost: if most of a kind's devices share one wrong clock (a bad NTP
+from that baseline. With fewer devices of the kind, the delay is the engine's estimate over every
+device (``World.transport_s``: the median of each device's least offset).
+
+**On a compressed drill clock** everything the transport adds is multiplied by the clock's speed
+(50 ms on the wire is 3 s of a 60x clock, and a simulator a quarter second behind is 15 s), so a
+clock error as small as ``warn_s`` cannot be told from it. So the skew left after the delay is
+judged in wall terms: divided by the clock's speed before it is compared with ``warn_s`` and
+``clear_s``. At speed 1 nothing changes; at 60x a drill's clock fault must be more than 2 minutes
+(of drill time) to warn.
+
+A warning also needs ``confirm`` (2) reports in a row beyond the limit, so the first reports of a
+backlog, read before the baseline exists, raise nothing: a device's next report comes after a
+whole round of the others. The cost: if most of a kind's devices share one wrong clock (a bad NTP
 server) and are behind, they hide each other; ahead, or a single drifting device, is always seen.
 
 ```yaml
@@ -31,10 +41,13 @@ from rules.types._base import Contract, Rule, RuleType, observe, state_key
 from rules.world import World
 
 
-def evaluate(cfg: SkewConfig, active: bool, skew_s: float, beyond: int = 1) -> tuple[bool, Finding | None]:
-    """New state (active or not) and what to say, for one message's clock skew; ``beyond`` counts
-    this device's reports in a row (this one included) beyond ``warn_s``."""
-    off = abs(skew_s)
+def evaluate(
+    cfg: SkewConfig, active: bool, skew_s: float, beyond: int = 1, speed: float = 1.0
+) -> tuple[bool, Finding | None]:
+    """New state (active or not) and what to say, for one message's clock skew (clock seconds);
+    ``beyond`` counts this device's reports in a row (this one included) beyond ``warn_s``. On a
+    clock ``speed`` times faster than the wall, the skew is judged divided by it."""
+    off = abs(skew_s) / speed
     if not active and off > cfg.warn_s and beyond >= cfg.confirm:
         return True, Finding(
             True, cfg.severity, f"device clock off by {skew_s:+.1f} s (limit {cfg.warn_s:g} s)"
@@ -56,16 +69,15 @@ class Baseline:
         self._recent: deque[tuple[str, float]] = deque(maxlen=self.WINDOW)
         self._count = 0
         self.delay_s = 0.0
+        self.enough = False  # recent messages come from enough devices for a median
 
     def add(self, device: str, skew_s: float) -> float:
         """Record one message's raw skew; return the current delay estimate."""
         self._recent.append((device, skew_s))
         self._count += 1
         if self._count < self.EVERY or self._count % self.EVERY == 0:
-            if len({d for d, _ in self._recent}) >= self.MIN_DEVICES:
-                self.delay_s = max(0.0, statistics.median(s for _, s in self._recent))
-            else:
-                self.delay_s = 0.0
+            self.enough = len({d for d, _ in self._recent}) >= self.MIN_DEVICES
+            self.delay_s = max(0.0, statistics.median(s for _, s in self._recent)) if self.enough else 0.0
         return self.delay_s
 
 
@@ -84,15 +96,19 @@ class SkewRule(Rule[SkewConfig]):
         if obs.ref.kind != self.kind or obs.msg is None:
             return []
         raw = obs.recv_s - obs.msg.ts / 1000
-        delay = self._baselines[obs.drill].add(obs.ref.id, raw)
+        baseline = self._baselines[obs.drill]
+        delay = baseline.add(obs.ref.id, raw)
+        if not baseline.enough:
+            delay = max(0.0, self.world.transport_s)
+        speed = max(1.0, self.world.speed)
         key = state_key(obs)
-        beyond = self._beyond.get(key, 0) + 1 if abs(raw - delay) > self.cfg.warn_s else 0
+        beyond = self._beyond.get(key, 0) + 1 if abs(raw - delay) / speed > self.cfg.warn_s else 0
         if beyond:
             self._beyond[key] = beyond
         else:
             self._beyond.pop(key, None)
         active = bool(self.state.get(key))
-        new, finding = evaluate(self.cfg, active, raw - delay, beyond)
+        new, finding = evaluate(self.cfg, active, raw - delay, beyond, speed)
         if new != active:
             self.put(key, True if new else None)
         return [] if finding is None else [finding.on(Subject.device(obs.ref), obs.drill)]

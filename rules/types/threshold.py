@@ -11,6 +11,23 @@
 ```
 The worst level that matches sets the severity; a worse level later raises it. Without
 ``clear`` the alarm clears as soon as no level matches.
+
+``during: paper`` or ``jammer_window`` judges only reports made ``settle_s`` (2 s) inside a
+window and received ``settle_s`` before its end (``World.judge``): a report made before the
+window started (received late, or by a clock a little off) says nothing about it, so the first
+report of the window is the first judged. A report received outside every window clears the
+alarm. A device that does not report at all is the absence rule's (no second "not reporting"
+alarm per threshold rule).
+
+``rooms: [storage]`` limits a rule to the devices of some room types: the paper storage room's
+cameras are watched at every hour, exam-room cameras during papers:
+
+```yaml
+- {name: camera_tamper, type: threshold, field: tamper, levels: [{severity: major, equals: true}],
+   during: paper, rooms: [exam, entrance, rest]}
+- {name: vault_camera_tamper, type: threshold, field: tamper, levels: [{severity: major, equals: true}],
+   rooms: [storage]}
+```
 """
 
 from __future__ import annotations
@@ -21,7 +38,7 @@ from examwatch.alarm import Severity, Subject
 from examwatch.rulebook.configs import ThresholdConfig
 from rules.model import Finding, Observation, Verdict
 from rules.types._base import Contract, Rule, RuleType, field_of, observe, state_key
-from rules.world import World
+from rules.world import Evidence, World
 
 Scalar = bool | float | str
 
@@ -54,12 +71,13 @@ def evaluate(
 
 
 class ThresholdRule(Rule[ThresholdConfig]):
-    def applies(self, obs: Observation) -> bool:
+    def applies(self, obs: Observation) -> Evidence:
+        """Whether this report is judged (inside the rule's window), clears (outside), or neither."""
         if self.cfg.during == "always":
-            return True
-        if self.cfg.during == "paper":
-            return self.world.in_session(obs.ref.site, obs.recv_s) is not None
-        return self.world.jammers_required(obs.ref.site, obs.recv_s) is not None
+            return Evidence.INSIDE
+        what = "session" if self.cfg.during == "paper" else "jammers"
+        made = obs.made_s or obs.recv_s
+        return self.world.judge(what, obs.ref.site, obs.recv_s, made, self.cfg.settle_s)[0]
 
     def on_message(self, obs: Observation) -> list[Verdict]:
         if obs.ref.kind != self.kind or obs.msg is None or obs.channel != "telemetry":
@@ -67,8 +85,11 @@ class ThresholdRule(Rule[ThresholdConfig]):
         value = field_of(obs.msg, self.cfg.field)
         if value is None:
             return []
+        applies = self.applies(obs)
+        if applies is Evidence.UNSURE:
+            return []
         active = self.state.get(state_key(obs))
-        new, verdict = evaluate(self.cfg, active, value, self.applies(obs))
+        new, verdict = evaluate(self.cfg, active, value, applies is Evidence.INSIDE)
         if new != active:
             self.put(state_key(obs), new)
         return [] if verdict is None else [verdict.on(Subject.device(obs.ref), obs.drill)]
