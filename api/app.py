@@ -26,6 +26,7 @@ from api.routes import (
     roster,
     rules,
     sites,
+    sms,
     timetable,
 )
 from api.world import World
@@ -52,8 +53,12 @@ def create_app(world: World) -> FastAPI:
         # view, a full collection no longer walks them and stalls every request for its length.
         gc.collect()
         gc.freeze()
+        if world.publisher is not None:
+            world.publisher.start()
         yield
         drill_runner.stop_all()
+        if world.publisher is not None:
+            world.publisher.stop()
 
     app = FastAPI(title="examwatch command-center API", version="1", description=DESCRIPTION,
                   lifespan=lifespan, responses=problem_responses(422))
@@ -63,6 +68,7 @@ def create_app(world: World) -> FastAPI:
     app.state.tokens = TokenCache()
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(sms.router)
     guarded = problem_responses(401, 403, 404)
     for module in (sites, devices, alarms, notifications, timetable, drills, inventory, rules, roster, access, events,
                    metrics):
