@@ -22,6 +22,7 @@ from api.routes import (
     health,
     inventory,
     metrics,
+    mobile,
     notifications,
     roster,
     rules,
@@ -69,6 +70,7 @@ def create_app(world: World) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(sms.router)
+    app.include_router(mobile.router)
     guarded = problem_responses(401, 403, 404)
     for module in (sites, devices, alarms, notifications, timetable, drills, inventory, rules, roster, access, events,
                    metrics):

@@ -41,7 +41,7 @@ class Outcome:
 _cache: dict[Path, tuple[int, Roster]] = {}
 
 
-def _roster(world: World) -> Roster:
+def current_roster(world: World) -> Roster:
     """The roster file, read again only when it changed (every reply needs it)."""
     path = world.settings.notify.roster
     mtime = path.stat().st_mtime_ns
@@ -54,7 +54,7 @@ def _roster(world: World) -> Roster:
 
 def handle(world: World, sender: str, text: str | None) -> Outcome:  # noqa: PLR0911 - one answer per refusal
     """Carry out the reply ``text`` (None: it could not be decoded) from ``sender``."""
-    roster = _roster(world)
+    roster = current_roster(world)
     people = people_of(roster, sender)
     if not people:
         return Outcome("refused", "")
@@ -64,6 +64,8 @@ def handle(world: World, sender: str, text: str | None) -> Outcome:  # noqa: PLR
     parsed = say.parse(text)
     if isinstance(parsed, NotUnderstood):
         return Outcome(parsed.reason, say.TOO_LONG if parsed.reason == "too_long" else say.HELP, pids[0])
+    if parsed.action == "comment" and not parsed.whole:
+        return Outcome("empty_comment", say.EMPTY_COMMENT, pids[0])
     held = open_alarms(world.notify, world.store)
     mine = [(h, pid) for h in held if (pid := authorised(roster, world.inventory, pids, h)) is not None]
     code, words = parsed.code, parsed.whole
@@ -82,7 +84,7 @@ def handle(world: World, sender: str, text: str | None) -> Outcome:  # noqa: PLR
         if not candidates:
             return Outcome("none", say.NO_OPEN, pids[0])
         if len(candidates) > 1:
-            return Outcome("ambiguous", say.ambiguous([_code(h) for h, _ in candidates]), pids[0])
+            return Outcome("ambiguous", say.ambiguous([_code(h) for h, _ in candidates], parsed.action), pids[0])
         target = candidates[0]
     return _carry_out(world, roster, parsed.action, target, words)
 

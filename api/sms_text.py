@@ -7,8 +7,9 @@ A reply is ``<action> [<code>] [<words>]``:
   is acknowledged);
 - ``0`` or ``0 <code>``: escalate now (the notifier tells the next roster level at once).
 
-Phones type in many ways, so the text is NFKC-normalised first (full-width ``１`` is ``1``) and
-the action may be followed by a space or by Chinese or Western punctuation (``1，A3F``). Whether a
+Phones type in many ways, so the action and the code are read NFKC-normalised (full-width ``１``
+is ``1``), and the action may be followed by a space or by Chinese or Western punctuation
+(``1，A3F``); a comment is kept as typed. Whether a
 word is an alarm's code is decided later, against the codes of open alarms; here a code is only a
 candidate: 1 to 8 ASCII letters and digits.
 """
@@ -27,7 +28,7 @@ SEGMENT = 70
 Action = Literal["ack", "comment", "escalate"]
 _ACTIONS: dict[str, Action] = {"1": "ack", "2": "comment", "0": "escalate"}
 _SEP = r"[\s,，.。:：;；、/]"
-_SHAPE = re.compile(rf"^([012])(?:{_SEP}+(.*))?$", re.DOTALL)
+_SEP_RE = re.compile(_SEP)
 _CODE = re.compile(r"^[A-Za-z0-9]{1,8}$")
 
 
@@ -54,26 +55,29 @@ class NotUnderstood:
 
 
 def normalise(text: str) -> str:
-    """NFKC, control characters out, blanks squeezed, ends stripped."""
-    text = unicodedata.normalize("NFKC", text)
+    """Control characters out, blanks squeezed, ends stripped (the words are kept as typed)."""
     text = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in text)
     return re.sub(r"\s+", " ", text).strip()
 
 
 def parse(text: str) -> Reply | NotUnderstood:
-    """What ``text`` (already decoded) asks for."""
+    """What ``text`` (already decoded) asks for. The action and the code are read NFKC-normalised
+    (full-width ``１`` is ``1``); a comment is kept as typed."""
     if len(text) > MAX_CHARS:
         return NotUnderstood("too_long")
     clean = normalise(text)
     if not clean:
         return NotUnderstood("empty")
-    m = _SHAPE.match(clean)
-    if m is None:
+    action = unicodedata.normalize("NFKC", clean[0])
+    after = clean[1:]
+    if action not in _ACTIONS or (after and not _SEP_RE.match(after)):
         return NotUnderstood("garbage")
-    whole = re.sub(rf"^{_SEP}+", "", m.group(2) or "").strip()
-    first, _, rest = whole.partition(" ")
-    first = re.sub(rf"{_SEP}+$", "", first)
-    return Reply(_ACTIONS[m.group(1)], first, rest.strip(), whole)
+    whole = _SEP_RE.sub("", after, count=1).strip() if after else ""
+    whole = re.sub(rf"^{_SEP}+", "", whole)
+    parts = re.split(rf"{_SEP}+", whole, maxsplit=1)
+    first = parts[0]
+    rest = parts[1].strip() if len(parts) > 1 else ""
+    return Reply(_ACTIONS[action], unicodedata.normalize("NFKC", first), rest, whole)
 
 
 def fit(text: str, limit: int = SEGMENT) -> str:
@@ -93,8 +97,9 @@ def unknown_code(code: str) -> str:
     return fit(f"编码{code}无效或已关闭，未处理。请核对短信中的编码")
 
 
-def ambiguous(codes: list[str]) -> str:
-    head = f"您有{len(codes)}条告警待处理，请回复“1 编码”确认："
+def ambiguous(codes: list[str], action: Action = "ack") -> str:
+    how = {"ack": "“1 编码”确认", "comment": "“2 编码 备注”", "escalate": "“0 编码”升级"}[action]
+    head = f"您有{len(codes)}条告警待处理，请回复{how}："
     return fit(head + " ".join(codes))
 
 
