@@ -3,9 +3,9 @@
 No API token: the link's signed token is the credential, and it grants one thing only, the
 alarm of its notification, to the person texted. Refused links (forged, expired, for a person no
 longer on the roster) get a short page that names no alarm; an address that sends too many bad
-tokens is refused for a while (``api.guesses``). A form is accepted only from this site (the
-``Origin`` and ``Sec-Fetch-Site`` headers browsers send) and only with the value the page was
-rendered with (``api.mobile.form_value``); after acting, the page is shown again (POST, redirect,
+tokens is refused for a while (``api.guesses``). A form is accepted only with the value the page
+was rendered with (``api.mobile.form_value``), and not when the browser says it comes from
+another site (``Sec-Fetch-Site``, ``Origin``); after acting, the page is shown again (POST, redirect,
 GET), so reloading it acts no second time.
 """
 
@@ -92,11 +92,14 @@ def page(request: Request, world: WorldDep, token: TokenPath,
 
 
 def _same_site(world: World, request: Request) -> bool:
-    """Whether a form comes from this site (CSRF): browsers name where a POST comes from."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return False
+    """Whether a form comes from this site (CSRF, besides the secret form value): browsers say where
+    a POST comes from in Sec-Fetch-Site; older ones only in Origin, which is "null" under this
+    page's no-referrer policy."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site == "same-origin"
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     ours = {request.headers.get("host", "")}
     if world.settings.api.public_url:
