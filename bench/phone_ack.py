@@ -7,7 +7,9 @@ the notifier would have (its short code, level 1 told, one alert to S01's chief)
 phone replies ``1 <code>`` on the fakesmsc link; the probe ends when the store has the
 acknowledgement (polled every 0.5 ms), and again when the answer SMS reaches the fakesmsc. The
 baseline, in the same run, posts the same reply straight to the API's ``/sms/reply`` as Kannel
-would (no gateway): what the API itself takes. Probes run one after another.
+would (no gateway): what the API itself takes. Probes run one after another, ``--gap-ms`` apart:
+replies come seconds apart in life, and back to back they meet Kannel's bearerbox–smsbox link
+(no TCP_NODELAY) while it still waits for the delayed ACK of the previous exchange, 40 ms each.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def _summary(xs: list[float]) -> dict[str, float]:
 
 
 def main(probes: Annotated[int, typer.Option(min=10, help="probes per path")] = 300,
+         gap_ms: Annotated[float, typer.Option(min=0, help="idle time between probes")] = 250,
          out: Annotated[Path | None, typer.Option(help="write the figures here as JSON")] = None) -> None:
     """Measure SMS reply → acknowledgement recorded, through Kannel and straight to the API."""
     root = Path(tempfile.mkdtemp(prefix="examwatch-phone-"))
@@ -125,9 +128,10 @@ def main(probes: Annotated[int, typer.Option(min=10, help="probes per path")] = 
                     if via_kannel:
                         answered.append((t2 - t0) * 1000)
                 _close(stack, alarm)
+                time.sleep(gap_ms / 1000)
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                                 check=False).stdout.strip()
-        result = {"commit": commit, "load_avg_1m": round(os.getloadavg()[0], 2),
+        result = {"commit": commit, "gap_ms": gap_ms, "load_avg_1m": round(os.getloadavg()[0], 2),
                   "reply_to_ack_through_kannel": _summary(through),
                   "reply_to_answer_sms_at_fakesmsc": _summary(answered),
                   "baseline_post_straight_to_api": _summary(direct)}

@@ -146,13 +146,16 @@ class ApiStack(Stack):
         """The token of the alert's link to the mobile page (``/m/<token>``)."""
         return links.sign(self.secret, notification_id, time.time() + ttl_s)
 
-    def set_readiness(self, site: str, room: str, go: bool, detail: str = "") -> None:
+    def set_readiness(self, site: str, room: str, go: bool, detail: str = "", at_ns: int | None = None) -> int:
+        """Write a readiness row as the rules engine does; returns its time (ns)."""
+        at = at_ns if at_ns is not None else time.time_ns()
         table = Readiness.__table__
         with writing(self.store) as conn:
             conn.execute(sa.delete(table).where(table.c.paper == self.paper, table.c.site == site,
                                                 table.c.room == room))
             conn.execute(sa.insert(table).values(paper=self.paper, site=site, room=room, go=go, detail=detail,
-                                                 drill=False, at_ns=time.time_ns(), sent=True))
+                                                 drill=False, at_ns=at, sent=True))
+        return at
 
     def close(self) -> None:
         if getattr(self, "server", None) is not None:
