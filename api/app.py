@@ -22,10 +22,12 @@ from api.routes import (
     health,
     inventory,
     metrics,
+    mobile,
     notifications,
     roster,
     rules,
     sites,
+    sms,
     timetable,
 )
 from api.world import World
@@ -52,8 +54,12 @@ def create_app(world: World) -> FastAPI:
         # view, a full collection no longer walks them and stalls every request for its length.
         gc.collect()
         gc.freeze()
+        if world.publisher is not None:
+            world.publisher.start()
         yield
         drill_runner.stop_all()
+        if world.publisher is not None:
+            world.publisher.stop()
 
     app = FastAPI(title="examwatch command-center API", version="1", description=DESCRIPTION,
                   lifespan=lifespan, responses=problem_responses(422))
@@ -63,6 +69,8 @@ def create_app(world: World) -> FastAPI:
     app.state.tokens = TokenCache()
     problems.install(app)
     app.include_router(health.router)
+    app.include_router(sms.router)
+    app.include_router(mobile.router)
     guarded = problem_responses(401, 403, 404)
     for module in (sites, devices, alarms, notifications, timetable, drills, inventory, rules, roster, access, events,
                    metrics):

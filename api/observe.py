@@ -71,7 +71,8 @@ class Observe:
         who: Principal | None = state.get("principal")
         client = scope.get("client")
         try:
-            record(scope["app"].state.world.store, actor=who.name if who else "anonymous",
+            actor = who.name if who else state.get("actor", "anonymous")  # the gateway, a phone's page
+            record(scope["app"].state.world.store, actor=actor,
                    token_id=who.token_id if who else None, role=who.role.value if who else "",
                    method=scope["method"], path=scope["path"], action=action, status=status,
                    remote=client[0] if client else "", detail=state.get("audit", {}))

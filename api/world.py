@@ -14,13 +14,17 @@ import sqlalchemy as sa
 import yaml
 
 from api.devstate import DeviceStates
+from api.guesses import Guesses
 from api.problems import OnDisk, validate_with
+from api.publisher import Publisher
 from examwatch import inventory as inventory_mod
 from examwatch import roster as roster_mod
 from examwatch import timetable as timetable_mod
+from examwatch.clock import WALL, Clock
 from examwatch.datafile import DataFileError
 from examwatch.influx import Influx
 from examwatch.inventory import Inventory
+from examwatch.links import callback_key
 from examwatch.roster import Roster
 from examwatch.rulebook import files as rulebook
 from examwatch.settings import Settings
@@ -50,7 +54,30 @@ class World:
     inventory: Inventory
     timetable: Timetable
     states: DeviceStates
+    clock: Clock = WALL
+    notify_store: sa.Engine | None = None  # None: the notifier keeps its tables in ``store``
+    publisher: Publisher | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.publisher is None:
+            self.publisher = Publisher(self.settings)
+        a = self.settings.api
+        self.guesses = Guesses(self.clock, a.page_guesses, a.page_guess_window_s)
+
+    @property
+    def notify(self) -> sa.Engine:
+        """The notifier's store: short codes, the outbox with its delivery reports, SMS replies."""
+        return self.notify_store if self.notify_store is not None else self.store
+
+    @property
+    def secret(self) -> str:
+        return self.settings.secret.get_secret_value()
+
+    @property
+    def callback_key(self) -> str:
+        """What Kannel's calls carry (``k=``): see ``examwatch.kannel``."""
+        return callback_key(self.secret)
 
     @classmethod
     def open(cls, settings: Settings, config_path: Path | None) -> World:
@@ -61,8 +88,11 @@ class World:
         world: World
         states = DeviceStates(influx, lambda: [s.id for s in world.inventory.sites], a.offline_after_s, a.lookback_h,
                               a.status_cache_s)
-        world = cls(settings, config_path, open_store(settings.store.url), influx,
-                    inv, timetable_mod.load(settings.timetable), states)
+        store = open_store(settings.store.url)
+        own = settings.notify_store_url != settings.store.url
+        notify_store = open_store(settings.notify_store_url) if own else None
+        world = cls(settings, config_path, store, influx, inv, timetable_mod.load(settings.timetable), states,
+                    settings.clock.make(), notify_store)
         return world
 
     def replace_inventory(self, inv: Inventory) -> None:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import typer
 import yaml
 
-from examwatch import broker, contract_doc, sample, timetable
+from examwatch import broker, contract_doc, kannel, sample, timetable
 from examwatch import inventory as inventory_mod
 from examwatch.datafile import DataFileError
 from examwatch.mqtt import ConnectRefused
@@ -125,6 +125,41 @@ def broker_config(
     inv = inventory_or_exit(settings.inventory)
     files = broker.write(inv, settings.secret.get_secret_value(), settings.broker, out)
     typer.echo(f"wrote {files.conf}, {files.passwd} and {files.acl} for {len(broker.usernames(inv))} users")
+
+
+@app.command("kannel-config")
+def kannel_config(
+    config: ConfigOption = None,
+    out: Annotated[Path, typer.Option(help="directory for kannel.conf")] = Path("var/kannel"),
+    fake_smsc_port: Annotated[int | None, typer.Option(min=1, max=65535, help="demo/tests: Kannel's fake SMSC "
+                                                       "for texts out (fakesmsc -r PORT)")] = None,
+    phones_port: Annotated[int | None, typer.Option(min=1, max=65535, help="demo/tests: a fake SMSC that "
+                                                    "replies from phones come in on")] = None,
+    smsc_include: Annotated[Path | None, typer.Option(help="production: a file with your `group = smsc` "
+                                                      "connection(s), included as is")] = None,
+    admin_port: Annotated[int | None, typer.Option(min=1, max=65535, help="default: sendsms port + 1")] = None,
+    box_port: Annotated[int | None, typer.Option(min=1, max=65535, help="default: sendsms port + 2")] = None,
+    spool: Annotated[Path | None, typer.Option(help="Kannel's message store (default OUT/spool)")] = None,
+    logs: Annotated[Path | None, typer.Option(help="bearerbox.log and smsbox.log (default OUT)")] = None,
+) -> None:
+    """Generate Kannel's kannel.conf (bearerbox and smsbox) from the settings.
+
+    The notifier sends through its sendsms-user (notify.kannel_url, kannel_username,
+    kannel_password); every SMS received is posted to the API's /sms/reply (api.callback_url),
+    whose answer is the reply SMS. Name --fake-smsc-port (and --phones-port for replies) for the
+    demo and tests, or --smsc-include for a real SMSC. Run `bearerbox OUT/kannel.conf` and
+    `smsbox OUT/kannel.conf`.
+    """
+    settings = settings_or_exit(config)
+    out = out.resolve()
+    try:
+        lay = kannel.layout(settings, spool_dir=(spool or out / "spool").resolve(), log_dir=(logs or out).resolve(),
+                            admin_port=admin_port, box_port=box_port, fake_smsc_port=fake_smsc_port,
+                            phones_port=phones_port, smsc_include=smsc_include.resolve() if smsc_include else None)
+    except kannel.KannelConfigError as exc:
+        fail(f"{config or 'settings'}: {exc}")
+    path = kannel.write(lay, out)
+    typer.echo(f"wrote {path}: sendsms on 127.0.0.1:{lay.sendsms_port}, replies to {lay.api_url}{kannel.REPLY_PATH}")
 
 
 @inventory_app.command("check")

@@ -170,6 +170,13 @@ class ApiSettings(_Section):
     public_url: str = Field(
         default="", description="the API as phones reach it (links in alert SMS); empty: alerts carry no link"
     )
+    callback_url: str = Field(
+        default="", description="the API as the SMS gateway (Kannel) reaches it; empty: http://{host}:{port}"
+    )
+    page_guesses: int = Field(
+        default=20, ge=1, le=10_000, description="refused mobile-page tokens per client address per page_guess_window_s"
+    )
+    page_guess_window_s: float = Field(default=600.0, gt=0, le=86_400, description="window of page_guesses")
 
 
 class ClockSettings(_Section):

@@ -2,8 +2,10 @@
 
 ``api`` (module-scoped fixture) starts ``examwatch api serve`` as a real process on a free
 port, with its own inventory, timetable (a paper two hours from now), store and drills
-directory, and hands out a token per role. Alarms are opened with the rules package's own
-lifecycle functions, as the engine does; telemetry goes device → broker → ingest → InfluxDB.
+directory, and hands out a token per role. Alarms are opened with the store's lifecycle
+functions, as the engine does; telemetry goes device → broker → ingest → InfluxDB.
+``told`` records what the notifier would have (its view of an alarm, with a short code and the
+level told, and one alert SMS), and ``link`` signs the alert's link to the mobile page.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from examwatch import links
 from examwatch.alarm import Severity, Subject, SubjectType
 from examwatch.inventory import load as load_inventory
-from examwatch.store import Readiness, open_store, writing
+from examwatch.store import Readiness, lifecycle, open_store, writing
 from examwatch.store.access import Role, create_token
 from examwatch.store.lifecycle import open_alarm
+from examwatch.store.notify_models import Notification, NotifyAlarm
 from harness.notify_kit import ROOT, roster_yaml
 from harness.servers import Influx as InfluxServer
 from harness.servers import Server, free_port, wait_for
@@ -119,13 +123,39 @@ class ApiStack(Stack):
                               message="silent", drill=False, at_ns=time.time_ns(), pending_for_s=0)
         return view.id
 
-    def set_readiness(self, site: str, room: str, go: bool, detail: str = "") -> None:
+    def told(self, alarm_id: int, code: str, person: str, phone: str, level: int = 1) -> int:
+        """Record, as the notifier does, that ``person`` was texted about the alarm at ``level`` with
+        ``code``: its notify_alarm row and one alert notification (sent). The notification's id."""
+        with self.store.connect() as conn:
+            a = lifecycle.get(conn, alarm_id)
+        now = time.time_ns()
+        na, n = NotifyAlarm.__table__, Notification.__table__
+        with writing(self.store) as conn:
+            if conn.execute(sa.select(na.c.alarm_id).where(na.c.alarm_id == alarm_id)).first() is None:
+                conn.execute(sa.insert(na).values(
+                    alarm_id=alarm_id, seq=a.seq, rule=a.rule, site=a.site, subject=a.subject,
+                    subject_type=a.subject_type, severity=a.severity, state=a.state, drill=a.drill,
+                    fired_cause=f"{alarm_id}.{a.seq}", fired_ns=a.opened_ns, level=level, updated_ns=now, code=code))
+            return int(conn.execute(sa.insert(n).values(
+                alarm_id=alarm_id, cause=f"{alarm_id}.{a.seq}", kind="alert", level=level, person=person,
+                address=phone, text=f"【考务告警】{a.site} {a.rule} {code}", drill=a.drill, status="sent",
+                attempts=1, created_ns=now, next_try_ns=now, sent_ns=now, result="0: Accepted for delivery",
+            ).returning(n.c.id)).scalar_one())
+
+    def link(self, notification_id: int, ttl_s: float = 3600) -> str:
+        """The token of the alert's link to the mobile page (``/m/<token>``)."""
+        return links.sign(self.secret, notification_id, time.time() + ttl_s)
+
+    def set_readiness(self, site: str, room: str, go: bool, detail: str = "", at_ns: int | None = None) -> int:
+        """Write a readiness row as the rules engine does; returns its time (ns)."""
+        at = at_ns if at_ns is not None else time.time_ns()
         table = Readiness.__table__
         with writing(self.store) as conn:
             conn.execute(sa.delete(table).where(table.c.paper == self.paper, table.c.site == site,
                                                 table.c.room == room))
             conn.execute(sa.insert(table).values(paper=self.paper, site=site, room=room, go=go, detail=detail,
-                                                 drill=False, at_ns=time.time_ns(), sent=True))
+                                                 drill=False, at_ns=at, sent=True))
+        return at
 
     def close(self) -> None:
         if getattr(self, "server", None) is not None:

@@ -14,12 +14,16 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+from examwatch import kannel as kannel_conf
+from examwatch.links import callback_key
 
 
 def _ephemeral_floor() -> int:
@@ -222,34 +226,37 @@ class FakeSmsc(Server):
 class Kannel:
     """bearerbox + smsbox + fakesmsc on free loopback ports, with a spool store under ``root``.
 
-    ``sendsms_url`` takes ``username``/``password`` = ``self.user``/``self.password``.
+    The configuration is the one ``examwatch kannel-config`` writes (``examwatch.kannel``).
+    ``sendsms_url`` takes ``username``/``password`` = ``self.user``/``self.password``; every text
+    sent lands at ``self.smsc`` (``messages()``). Replies from phones come in on a second fake SMSC
+    link (``phones_port``, fakesmsc's line protocol): ``reply(phone, text)`` sends one, and Kannel
+    posts it to the API at ``api_url`` (with the callback key of ``secret``); the API's answer goes
+    out through ``self.smsc`` like every other text.
     """
 
     user = "examwatch"
     password = "sendsms-test-password"
+    #: our number: where phones send replies
+    number = "10690000"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, api_url: str = "http://127.0.0.1:9",
+                 secret: str = "kannel-test-secret-0123456789") -> None:  # noqa: S107 - a throwaway test secret
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
-        self.admin_port, self.box_port, self.smsc_port, self.sendsms_port = (free_port() for _ in range(4))
-        (root / "spool").mkdir(exist_ok=True)
-        self.conf = root / "kannel.conf"
-        self.conf.write_text(
-            "group = core\n"
-            f"admin-port = {self.admin_port}\nadmin-interface = 127.0.0.1\nadmin-password = admin-test\n"
-            f"admin-allow-ip = 127.0.0.1\nsmsbox-port = {self.box_port}\nsmsbox-interface = 127.0.0.1\n"
-            f"box-allow-ip = 127.0.0.1\nstore-type = spool\nstore-location = {root}/spool\n"
-            f"log-file = {root}/bearerbox.log\nlog-level = 1\n\n"
-            "group = smsc\nsmsc = fake\nsmsc-id = fake\nhost = 127.0.0.1\n"
-            f"port = {self.smsc_port}\nconnect-allow-ip = 127.0.0.1\n\n"
-            f"group = smsbox\nbearerbox-host = 127.0.0.1\nbearerbox-port = {self.box_port}\n"
-            f"sendsms-port = {self.sendsms_port}\nsendsms-interface = 127.0.0.1\n"
-            f"log-file = {root}/smsbox.log\nlog-level = 1\n\n"
-            f"group = sendsms-user\nusername = {self.user}\npassword = {self.password}\nuser-allow-ip = 127.0.0.1\n"
-        )
+        self.admin_port, self.box_port, self.smsc_port, self.sendsms_port, self.phones_port = (free_port() for _ in range(5))
+        self.api_url = api_url
+        self.key = callback_key(secret)
+        self.admin_password = "admin-test"
+        layout = kannel_conf.Layout(
+            api_url=api_url, key=self.key, username=self.user, password=self.password,
+            admin_password=self.admin_password, sendsms_port=self.sendsms_port, admin_port=self.admin_port,
+            box_port=self.box_port, spool_dir=root / "spool", log_dir=root, fake_smsc_port=self.smsc_port,
+            phones_port=self.phones_port, http_retries=2, http_retry_delay_s=1)
+        self.conf = kannel_conf.write(layout, root)
         self.bearerbox = _KannelBox(root, "bearerbox", self.conf, self.box_port)
         self.smsbox = _KannelBox(root, "smsbox", self.conf, self.sendsms_port)
         self.smsc = FakeSmsc(root, self.smsc_port)
+        self._phone_lock = threading.Lock()
 
     @property
     def sendsms_url(self) -> str:
@@ -263,11 +270,25 @@ class Kannel:
 
     def smsc_connected(self) -> bool:
         try:
-            url = f"http://127.0.0.1:{self.admin_port}/status.txt?password=admin-test"
+            url = f"http://127.0.0.1:{self.admin_port}/status.txt?password={self.admin_password}"
             with urllib.request.urlopen(url, timeout=1) as r:
                 return "online" in r.read().decode(errors="replace").split("SMSC connections:")[-1]
         except OSError:
             return False
+
+    def reply(self, phone: str, text: str, to: str | None = None, kind: str = "text") -> None:
+        """A phone sends ``text`` to our number: one line of fakesmsc's protocol on the phones link.
+
+        ``kind`` "data" sends ``text`` URL-encoded as 8-bit data. Returns once bearerbox has read
+        the line (it closes the link after our end-of-file)."""
+        if "\n" in text or "\r" in text:
+            raise ValueError("one SMS is one line of the fakesmsc protocol")
+        line = f"{phone} {to or self.number} {kind} {text}\n".encode()
+        with self._phone_lock, socket.create_connection(("127.0.0.1", self.phones_port), timeout=10) as s:
+            s.sendall(line)
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(4096):  # nothing is sent to us on this link; wait for bearerbox to close it
+                pass
 
     def stop(self) -> None:
         for server in (self.smsc, self.smsbox, self.bearerbox):

@@ -1,7 +1,8 @@
 """Alarms: filtered lists, one alarm with its full history; acknowledge, resolve and comment.
 
 Reads come straight from the store; every change goes through the alarm lifecycle
-(``examwatch.store.lifecycle``), which guards each transition against a concurrent change by the engine.
+(``examwatch.store.lifecycle``), which guards each transition against a concurrent change by the engine,
+on the service clock, and is published at once (``api.acting``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Annotated, Any, cast
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
+from api.acting import Act, act
 from api.deps import Operator, PagingDep, Viewer, WorldDep, audit
 from api.models.alarms import (
     AlarmAction,
@@ -25,7 +27,7 @@ from examwatch.alarm import Severity
 from examwatch.alarm import State as AlarmState
 from examwatch.inventory import Inventory
 from examwatch.kinds import Kind
-from examwatch.store import Alarm, Transition, lifecycle
+from examwatch.store import Alarm, Transition
 from examwatch.store.lifecycle import AlarmError
 
 router = APIRouter(prefix="/alarms", tags=["alarms"])
@@ -98,15 +100,10 @@ def list_transitions(world: WorldDep, _: Viewer, alarm_id: int = AlarmIdPath) ->
     return _detail(world, alarm_id).transitions
 
 
-def _change(world: World, request: Request, alarm_id: int, what: str, comment: str, by: str) -> AlarmDetail:
+def _change(world: World, request: Request, alarm_id: int, what: Act, comment: str, by: str) -> AlarmDetail:
     _detail(world, alarm_id)  # 404 before 409
     try:
-        if what == "acknowledge":
-            view = lifecycle.acknowledge(world.store, alarm_id, by, comment)
-        elif what == "resolve":
-            view = lifecycle.resolve(world.store, alarm_id, by, comment)
-        else:
-            view = lifecycle.comment(world.store, alarm_id, by, comment)
+        view = act(world, alarm_id, what, by, comment)
     except AlarmError as exc:
         raise HTTPException(409, str(exc)) from None
     audit(request, alarm=alarm_id, state=view.state, seq=view.seq, comment=comment)

@@ -132,3 +132,5 @@ class SmsReply(Base):
     person: Mapped[str | None] = mapped_column(String(64), nullable=True, doc="the roster person of that number")
     alarm_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     answer: Mapped[str] = mapped_column(Text, default="", server_default="", doc="the SMS sent back ('' for none)")
+    gateway_id: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True, index=True,
+                                                   doc="Kannel's id of the SMS (%I): a retried call is answered once")

@@ -68,11 +68,13 @@ def test_sites_roll_up_devices_alarms_and_readiness(seeded: ApiStack) -> None:
     assert sites[2]["status"] == "amber"
     assert "devices offline" in sites[2]["reasons"][0]
 
-    seeded.set_readiness(GREEN_SITE, "_site", go=False, detail="R01 jammer missing")
+    at_ns = 1_900_000_000_123_000_000  # a time of our own: the answer must carry it, not any time
+    seeded.set_readiness(GREEN_SITE, "_site", go=False, detail="R01 jammer missing", at_ns=at_ns)
     site = c.get(f"/sites/{GREEN_SITE}").json()
     assert site["status"] == "red"
-    assert site["next_paper"]["readiness"] == {"go": False, "detail": "R01 jammer missing",
-                                               "at": site["next_paper"]["readiness"]["at"]}
+    readiness = site["next_paper"]["readiness"]
+    assert {k: readiness[k] for k in ("go", "detail")} == {"go": False, "detail": "R01 jammer missing"}
+    assert datetime.fromisoformat(readiness["at"]) == datetime.fromtimestamp(at_ns / 1e9, UTC)
     assert {r["id"] for r in site["rooms"]} == {r.id for r in seeded.inventory.site(GREEN_SITE).rooms}
     seeded.set_readiness(GREEN_SITE, "_site", go=True)
     assert c.get(f"/sites/{GREEN_SITE}").json()["status"] == "green"

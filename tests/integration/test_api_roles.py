@@ -57,10 +57,15 @@ WRITES = [
 ]
 
 
+#: Writes that take no API token: Kannel's callback carries the callback key instead (test_api_phone
+#: shows a wrong key refused). The mobile page's forms are not in the OpenAPI document; its link is the key.
+KEY_GUARDED = {("POST", "/sms/reply")}
+
+
 def test_the_table_names_every_write_endpoint(api: ApiStack) -> None:
     doc = api.http().get("/openapi.json").json()
     writes = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if m in ("post", "put", "patch", "delete")}
-    assert writes == {(w.method, w.path) for w in WRITES}
+    assert writes == {(w.method, w.path) for w in WRITES} | KEY_GUARDED
 
 
 @pytest.mark.parametrize("write", WRITES, ids=lambda w: f"{w.method} {w.path}")
