@@ -86,6 +86,7 @@ def write_settings(tmp: Path, influx: Influx, kannel: Kannel, port: int, secret:
         "store": {"url": f"sqlite:///{tmp}/state.db"},
         "rules": {"rules_dir": str(rules_dir(tmp, without))},
         "notify": {"roster": str(ROOT / "config" / "roster.yaml"), "state_dir": str(tmp / "notify"),
+                   "store_url": f"sqlite:///{tmp}/notify.db",
                    "kannel_url": kannel.sendsms_url, "kannel_username": kannel.user,
                    "kannel_password": kannel.password, "rate_per_phone": 1000},
     }
@@ -167,6 +168,9 @@ def main(
         seen = observe(settings, secret)
         gateways["_observer"] = seen.pop("client")
         store = engine(settings.store.url)
+        # The notifier keeps its outbox in a store of its own; the legs join it with the shared one.
+        sa.event.listen(store, "connect", lambda c, _r: c.execute(
+            f"ATTACH DATABASE '{settings.notify_store_url.removeprefix('sqlite:///')}' AS notify"))
         results = [inject(store, gateways, seen, inv.sites[i % len(inv.sites)].id) for i in range(injections)]
         report(results, interval_s, len(inv.devices), store)
     finally:
@@ -220,7 +224,7 @@ def inject(store: sa.Engine, gateways: dict[str, Any], seen: dict[str, int], sit
     device = f"{site}-VAULT-PWR1"
     topic = topics.device_topic(site, "power", device, "telemetry")
     q = sa.text(
-        "SELECT n.created_ns, n.sent_ns, t.at_ns, n.cause FROM notification n "
+        "SELECT n.created_ns, n.sent_ns, t.at_ns, n.cause FROM notify.notification n "
         "JOIN alarm_transition t ON n.cause = t.alarm_id || '.' || t.seq "
         "WHERE n.kind = 'alert' AND n.person = :person AND n.created_ns > :t0 AND n.status = 'sent' "
         "AND n.text LIKE '%市电中断%'")

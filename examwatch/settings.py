@@ -113,7 +113,9 @@ class NotifySettings(_Section):
 
     roster: Path = Field(default=Path("config/roster.yaml"), description="duty roster: people, routes, labels")
     store_url: str = Field(
-        default="", description="the notifier's own store (outbox, timers, replies); empty: the shared [store] url"
+        default="sqlite:///var/notify.db",
+        description="the notifier's own store (outbox, timers, silences, short codes, replies); "
+        "empty: the shared [store] url",
     )
     link_ttl_s: float = Field(
         default=43_200.0, gt=0, le=7 * 86_400, description="an alert's link to the mobile page expires after this"

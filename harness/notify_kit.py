@@ -45,17 +45,21 @@ def roster_yaml(sites: list[str]) -> str:
 
 def write_config(stack: Stack, kannel: Kannel | None, name: str = "notify.toml", rules: bool = False,
                  rules_dir: Path = ROOT / "config" / "rules", timetable: Path = ROOT / "config" / "timetable.yaml",
-                 **notify: Any) -> Path:
-    """The stack's config plus [store], [notify] (Kannel as the provider) and, with ``rules``, [rules]
-    (the shipped rules and timetable unless ``rules_dir`` and ``timetable`` say otherwise)."""
+                 clock: dict[str, Any] | None = None, **notify: Any) -> Path:
+    """The stack's config plus [store], [notify] (Kannel as the provider, the notifier's own store),
+    with ``rules`` [rules] (the shipped rules and timetable unless ``rules_dir`` and ``timetable`` say
+    otherwise), and with ``clock`` a [clock] section (a drill clock: start, wall_start, speed)."""
     sites = [s.id for s in stack.inventory.sites]
     roster = stack.root / "roster.yaml"
     roster.write_text(roster_yaml(sites))
-    cfg: dict[str, Any] = {"roster": str(roster), "state_dir": str(stack.root / "notify"), "retry_min_s": 0.5, "retry_max_s": 2.0, "rate_per_phone": 1000}
+    cfg: dict[str, Any] = {"roster": str(roster), "store_url": notify_store_url(stack), "state_dir": str(stack.root / "notify"),
+                           "retry_min_s": 0.5, "retry_max_s": 2.0, "rate_per_phone": 1000}
     if kannel is not None:
         cfg.update(kannel_url=kannel.sendsms_url, kannel_username=kannel.user, kannel_password=kannel.password)
     cfg.update(notify)
     doc: dict[str, Any] = {"store": {"url": store_url(stack)}, "notify": cfg}
+    if clock is not None:
+        doc["clock"] = clock
     if rules:
         doc["timetable"] = str(timetable)
         doc["rules"] = {"rules_dir": str(rules_dir), "restart_grace_s": 0}
@@ -66,7 +70,13 @@ def write_config(stack: Stack, kannel: Kannel | None, name: str = "notify.toml",
 
 
 def store_url(stack: Stack) -> str:
+    """The shared store: the rules engine's alarms and transitions."""
     return f"sqlite:///{stack.root}/state.db"
+
+
+def notify_store_url(stack: Stack) -> str:
+    """The notifier's own store: its outbox, timers, silences, short codes."""
+    return f"sqlite:///{stack.root}/notify.db"
 
 
 class ServiceProcess(Server):
@@ -118,14 +128,21 @@ def transition(alarm_id: int, seq: int, state: str, *, site: str = "S01", rule: 
     return msg.topic, msg.payload()
 
 
-def publish(c: paho.Client, msgs: list[tuple[str, bytes]]) -> None:
+def publish(c: paho.Client, msgs: list[tuple[str, bytes]], timeout_s: float = 10.0) -> None:
+    """Publish (QoS 1, retained) and wait until the broker acknowledged every message; fail loudly if not."""
     infos = [c.publish(topic, payload, qos=1, retain=True) for topic, payload in msgs]
+    deadline = time.monotonic() + timeout_s
     for info in infos:
-        info.wait_for_publish(10)
+        info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        if not info.is_published():
+            missing = sum(not i.is_published() for i in infos)
+            raise TimeoutError(f"the broker acknowledged {len(infos) - missing} of {len(infos)} messages "
+                               f"within {timeout_s:.0f} s")
 
 
 def notifications(stack: Stack, **where: Any) -> list[dict[str, Any]]:
-    eng = engine(store_url(stack))
+    """The notifier's outbox rows (from its own store) matching ``where``, oldest first."""
+    eng = engine(notify_store_url(stack))
     try:
         with eng.connect() as conn:
             q = sa.select(_N).where(*(_N.c[k] == v for k, v in where.items())).order_by(_N.c.id)

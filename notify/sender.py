@@ -24,6 +24,7 @@ from typing import cast
 
 import sqlalchemy as sa
 
+from examwatch.clock import WALL, Clock, now_ns
 from examwatch.settings import NotifySettings
 from examwatch.store import writing
 from examwatch.store.notify_models import Notification, NotifyAttempt, NotifyHealth
@@ -52,11 +53,11 @@ class RateLimit:
         self._sent[phone].append(now)
 
 
-def set_health(store: sa.Engine, provider: str, ok: bool, detail: str) -> None:
+def set_health(store: sa.Engine, provider: str, ok: bool, detail: str, clock: Clock = WALL) -> None:
     """Record the provider's health for ``examwatch notify status`` and the API."""
     with writing(store) as conn:
         conn.execute(sa.delete(_H).where(_H.c.provider == provider))
-        conn.execute(sa.insert(_H).values(provider=provider, ok=ok, detail=detail[:500], at_ns=time.time_ns()))
+        conn.execute(sa.insert(_H).values(provider=provider, ok=ok, detail=detail[:500], at_ns=now_ns(clock)))
 
 
 class InFlight:
@@ -87,8 +88,8 @@ class InFlight:
 
 
 class Sender:
-    def __init__(self, store: sa.Engine, provider: Provider, cfg: NotifySettings) -> None:
-        self.store, self.provider, self.cfg = store, provider, cfg
+    def __init__(self, store: sa.Engine, provider: Provider, cfg: NotifySettings, clock: Clock = WALL) -> None:
+        self.store, self.provider, self.cfg, self.clock = store, provider, cfg, clock
         self.inflight = InFlight(cfg.state_dir / f"inflight-{cfg.worker}")
         self.limit = RateLimit(cfg.rate_per_phone, cfg.rate_window_s)
         self._heap: list[tuple[float, int]] = []
@@ -112,18 +113,20 @@ class Sender:
             status = conn.execute(sa.select(_N.c.status).where(_N.c.id == unknown)).scalar() if unknown else None
             if status == "queued":
                 log.warning("notification %d was being sent when the notifier stopped; sending it again", unknown)
-                conn.execute(sa.insert(_AT).values(notification_id=unknown, at_ns=time.time_ns(), ok=False,
+                conn.execute(sa.insert(_AT).values(notification_id=unknown, at_ns=now_ns(self.clock), ok=False,
                                                    duration_us=0, result=UNKNOWN))
                 conn.execute(sa.update(_N).where(_N.c.id == unknown).values(result=UNKNOWN))
-            rows = conn.execute(sa.select(_N.c.id, _N.c.next_try_ns).where(_N.c.status == "queued")).all()
+            rows = conn.execute(sa.select(_N.c.id).where(_N.c.status == "queued")).all()
         self.inflight.clear()
+        # All due now: a retry's backoff is wall time against a gateway and did not outlive the process.
+        now = time.time()
         with self._lock:
             for r in rows:
-                heapq.heappush(self._heap, (r.next_try_ns / _S, r.id))
+                heapq.heappush(self._heap, (now, r.id))
         return len(rows)
 
     def push(self, ids: list[int], at_s: float | None = None) -> None:
-        """Send these rows (already committed) from ``at_s`` on (default now)."""
+        """Send these rows (already committed) from wall time ``at_s`` on (default now)."""
         if not ids:
             return
         when = at_s if at_s is not None else time.time()
@@ -167,23 +170,25 @@ class Sender:
             row = conn.execute(sa.select(_N.c.address, _N.c.text, _N.c.status).where(_N.c.id == nid)).first()
         if row is None or row.status != "queued":  # sent meanwhile by another worker, or muted
             return
-        wait = self.limit.wait(row.address, now)
+        # The per-phone window is judged on the clock (a drill compresses it with everything else).
+        clock_now = self.clock.now()
+        wait = self.limit.wait(row.address, clock_now)
         if wait > 0:
-            self.push([nid], now + wait)
+            self.push([nid], self.clock.wall_at(clock_now + wait))
             return
         self.inflight.mark(nid)
         started = time.perf_counter()
         result = self.provider.send(row.address, row.text)
         took_us = int((time.perf_counter() - started) * 1e6)
-        at_ns = time.time_ns()
+        at_ns = now_ns(self.clock)
         if result.ok:
-            self.limit.record(row.address, time.time())
+            self.limit.record(row.address, at_ns / _S)
             self._backoff = 0.0
             values: dict[str, object] = {"status": "sent", "sent_ns": at_ns}
         elif result.retry:
             self._backoff = min(max(self._backoff * 2, self.cfg.retry_min_s), self.cfg.retry_max_s)
-            retry_at = time.time() + self._backoff
-            values = {"status": "queued", "next_try_ns": int(retry_at * _S)}
+            retry_at = time.time() + self._backoff  # wall time: the gateway's recovery does not follow a drill
+            values = {"status": "queued", "next_try_ns": at_ns + int(self._backoff * self.clock.speed * _S)}
         else:
             values = {"status": "failed"}
         with writing(self.store) as conn:
@@ -216,4 +221,4 @@ class Sender:
         self._healthy = healthy
         detail = "accepting messages" if healthy else result.detail
         (log.info if healthy else log.error)("provider %s: %s", self.provider.name, detail)
-        set_health(self.store, self.provider.name, healthy, detail)
+        set_health(self.store, self.provider.name, healthy, detail, self.clock)

@@ -6,8 +6,10 @@ in one store transaction, commits, then acknowledges the messages and hands the 
 sender thread: a SIGKILL before the commit gets the messages again, after it finds the rows in
 the outbox. Reminders and escalations wait on a heap of deadlines (rebuilt from the store at
 start), so the loop sleeps exactly until the next one or the next message, and never polls.
-SIGHUP, or a request from the API on ``exam/v1/_control/reload/notifier`` (examwatch.control),
-re-reads the roster; a broken roster is logged (and answered) and the running one stays.
+Its store is its own (``notify.store_url``), and every decision by time is made on
+``settings.clock`` (a drill's clock in a compressed drill). SIGHUP, or a request from the API
+on ``exam/v1/_control/reload/notifier`` (examwatch.control), re-reads the roster; a broken
+roster is logged (and answered) and the running one stays.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import json
 import logging
 import sys
 import threading
-import time
 
 import paho.mqtt.client as paho
 import pydantic
@@ -27,6 +28,7 @@ from examwatch import control, mqtt
 from examwatch import inventory as inventory_file
 from examwatch import roster as roster_file
 from examwatch.alarm import ALARM_TOPICS, AlarmTransition
+from examwatch.clock import Clock, now_ns, wait_s
 from examwatch.datafile import DataFileError
 from examwatch.inbox import Inbox
 from examwatch.inventory import Inventory
@@ -43,20 +45,21 @@ SHARE_GROUP = "notify"
 RELOAD_TOPIC = control.reload_topic("notifier")
 _S = 1_000_000_000
 Item = tuple[str, bytes, int, int]
-# One batch is one store transaction: bounded, so the write lock shared with the rules engine
-# is never held long.
+# One batch is one store transaction: bounded, so the write lock (the API records delivery
+# reports and replies in the same store) is never held long.
 BATCH = 100
 
 
 class Service:
     def __init__(self, settings: Settings, inventory: Inventory, roster: Roster,
-                 provider: providers.Provider | None = None) -> None:
+                 provider: providers.Provider | None = None, clock: Clock | None = None) -> None:
         cfg = settings.notify
         self.settings = settings
+        self.clock = clock if clock is not None else settings.clock.make()
         self.provider = provider if provider is not None else providers.make(cfg)
-        self.store = open_store(settings.store.url)
+        self.store = open_store(settings.notify_store_url)
         self.planner = Planner(roster, inventory, cfg)
-        self.sender = Sender(self.store, self.provider, cfg)
+        self.sender = Sender(self.store, self.provider, cfg, self.clock)
         self.inbox: Inbox[Item] = Inbox()
         self.timers: list[tuple[int, int]] = []
         self._armed: set[tuple[int, int]] = set()
@@ -82,10 +85,10 @@ class Service:
         """Check the provider, restore the outbox and the timers, then connect."""
         try:
             self.provider.check()
-            set_health(self.store, self.provider.name, True, "reachable at start")
+            set_health(self.store, self.provider.name, True, "reachable at start", self.clock)
         except providers.ProviderUnavailable as exc:
             log.error("SMS provider unavailable at start (%s); messages wait in the outbox", exc)
-            set_health(self.store, self.provider.name, False, str(exc))
+            set_health(self.store, self.provider.name, False, str(exc), self.clock)
         with self.store.connect() as conn:
             for due_ns, alarm_id in self.planner.timers(conn):
                 self._armed.add((due_ns, alarm_id))
@@ -103,7 +106,7 @@ class Service:
             if reload.is_set():
                 reload.clear()
                 self.reload()
-            wait = 0.5 if not self.timers else min(0.5, max(0.0, self.timers[0][0] / _S - time.time()))
+            wait = 0.5 if not self.timers else min(0.5, wait_s(self.clock, self.timers[0][0] / _S))
             items = self._held or self.inbox.take(max(wait, 0.0005), BATCH)
             try:
                 if items:
@@ -142,7 +145,7 @@ class Service:
                 except (ValueError, pydantic.ValidationError) as exc:
                     log.error("not an alarm transition on %s, skipped: %s", topic, str(exc).splitlines()[0])
                     continue
-                step = self.planner.apply(conn, t, time.time_ns())
+                step = self.planner.apply(conn, t, now_ns(self.clock))
                 if step is not None:
                     steps.append(step)
                     self.transitions += 1
@@ -151,7 +154,7 @@ class Service:
         self._follow(steps)
 
     def _run_due(self) -> None:
-        now = time.time_ns()
+        now = now_ns(self.clock)
         steps: list[Planned] = []
         try:
             while self.timers and self.timers[0][0] <= now:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from examwatch.store import engine
 from examwatch.store.notify_models import NotifyAttempt, NotifyHealth
-from harness.notify_kit import PHONES, Processes, notifications, publish, store_url, transition, write_config
+from harness.notify_kit import PHONES, Processes, notifications, notify_store_url, publish, transition, write_config
 from harness.servers import Kannel, wait_for
 from harness.stack import Stack
 from notify.sender import UNKNOWN
@@ -52,7 +52,7 @@ def all_sent(stack: Stack, n: int) -> bool:
 
 
 def unknown_outcomes(stack: Stack) -> set[int]:
-    eng = engine(store_url(stack))
+    eng = engine(notify_store_url(stack))
     try:
         with eng.connect() as conn:
             return set(conn.execute(sa.select(_AT.c.notification_id).where(_AT.c.result == UNKNOWN)).scalars())
@@ -62,7 +62,7 @@ def unknown_outcomes(stack: Stack) -> set[int]:
 
 def health(stack: Stack) -> tuple[bool | None, str]:
     """The provider's health as the notifier recorded it (None: nothing recorded)."""
-    eng = engine(store_url(stack))
+    eng = engine(notify_store_url(stack))
     try:
         with eng.connect() as conn:
             row = conn.execute(sa.select(NotifyHealth.ok, NotifyHealth.detail)).first()
