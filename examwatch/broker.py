@@ -24,10 +24,14 @@ SERVICE_ACL: dict[str, tuple[str, ...]] = {
         f"topic write {topics.ROOT}/_readiness/#",
         f"topic write {control.answer_topic('rules')}",
     ),
-    "api": (f"topic read {topics.ALL}", f"topic write {control.REQUESTS}"),
+    # The API publishes the transitions people make (acknowledge, comment, resolve) at once, and
+    # escalation requests from SMS replies.
+    "api": (f"topic read {topics.ALL}", f"topic write {control.REQUESTS}", f"topic write {topics.ROOT}/_alarm/#",
+            f"topic write {control.ESCALATE}"),
     "notifier": (
         f"topic read {topics.ROOT}/_alarm/#",
         f"topic read {control.reload_topic('notifier')}",
+        f"topic read {control.ESCALATE}",
         f"topic write {control.answer_topic('notifier')}",
     ),
 }

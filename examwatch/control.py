@@ -32,6 +32,12 @@ _REQUEST, _ANSWER = f"{topics.ROOT}/_control/reload", f"{topics.ROOT}/_control/r
 REQUESTS = f"{_REQUEST}/+"
 
 
+#: A duty officer asks, by SMS reply ``0``, that an alarm be escalated now: the API publishes
+#: ``{"alarm_id": N, "by": "<person id>"}`` here (QoS 1, not retained) and the notifier tells the
+#: next roster level at once.
+ESCALATE = f"{topics.ROOT}/_control/escalate/notifier"
+
+
 def reload_topic(service: Reloadable) -> str:
     return f"{_REQUEST}/{service}"
 

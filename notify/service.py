@@ -24,7 +24,7 @@ import paho.mqtt.client as paho
 import pydantic
 import sqlalchemy as sa
 
-from examwatch import control, mqtt
+from examwatch import control, links, mqtt
 from examwatch import inventory as inventory_file
 from examwatch import roster as roster_file
 from examwatch.alarm import ALARM_TOPICS, AlarmTransition
@@ -41,6 +41,24 @@ from notify.planner import Planned, Planner
 from notify.sender import Sender, set_health
 
 log = logging.getLogger("examwatch.notify")
+
+
+class EscalateRequest(pydantic.BaseModel):
+    """A request, by SMS reply ``0`` through the API, to escalate an alarm now (``control.ESCALATE``)."""
+
+    model_config = pydantic.ConfigDict(extra="ignore")
+    alarm_id: int = pydantic.Field(ge=1)
+    by: str = pydantic.Field(min_length=1, max_length=64)
+
+
+def callback_base(settings: Settings) -> str:
+    """The API as Kannel, beside it, reaches it: its delivery reports go there (``/sms/dlr``)."""
+    host = settings.api.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard listener is reached on loopback
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.api.port}"
 SHARE_GROUP = "notify"
 RELOAD_TOPIC = control.reload_topic("notifier")
 _S = 1_000_000_000
@@ -56,10 +74,13 @@ class Service:
         cfg = settings.notify
         self.settings = settings
         self.clock = clock if clock is not None else settings.clock.make()
-        self.provider = provider if provider is not None else providers.make(cfg)
+        secret = settings.secret.get_secret_value()
+        dlr_base = callback_base(settings) if cfg.delivery_reports else ""
+        self.provider = provider if provider is not None else providers.make(cfg, dlr_base, links.callback_key(secret))
         self.store = open_store(settings.notify_store_url)
-        self.planner = Planner(roster, inventory, cfg)
+        self.planner = Planner(roster, inventory, cfg, settings.api.public_url, secret)
         self.sender = Sender(self.store, self.provider, cfg, self.clock)
+        self.robots = Sender(self.store, providers.Robots(lambda: self.planner.roster), cfg, self.clock, robots=True)
         self.inbox: Inbox[Item] = Inbox()
         self.timers: list[tuple[int, int]] = []
         self._armed: set[tuple[int, int]] = set()
@@ -74,7 +95,8 @@ class Service:
         if getattr(rc, "is_failure", False):
             log.error("broker refused the notifier: %s", rc)
             return
-        c.subscribe([(f"$share/{SHARE_GROUP}/{ALARM_TOPICS}", 1), (RELOAD_TOPIC, 1)])
+        c.subscribe([(f"$share/{SHARE_GROUP}/{ALARM_TOPICS}", 1), (RELOAD_TOPIC, 1),
+                     (f"$share/{SHARE_GROUP}/{control.ESCALATE}", 1)])
         log.info("connected (session present: %s)", flags.session_present)
 
     def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
@@ -93,9 +115,10 @@ class Service:
             for due_ns, alarm_id in self.planner.timers(conn):
                 self._armed.add((due_ns, alarm_id))
                 heapq.heappush(self.timers, (due_ns, alarm_id))
-        restored = self.sender.load()
+        restored = self.sender.load() + self.robots.load()
         log.info("outbox: %d notifications to send, %d alarm timers", restored, len(self.timers))
         self.sender.start()
+        self.robots.start()
         mqtt.connect_and_wait(self.client, self.settings.mqtt, session_expiry_s=self.settings.notify.session_expiry_s,
                               receive_maximum=self.settings.notify.receive_maximum)
 
@@ -135,20 +158,29 @@ class Service:
 
     def _apply(self, items: list[Item]) -> None:
         steps: list[Planned] = []
-        with writing(self.store) as conn:
-            for topic, payload, _mid, _qos in items:
-                if topic == RELOAD_TOPIC:
-                    control.obey("notifier", payload, self.reload, self.client, log)
-                    continue
+        batch: list[AlarmTransition] = []
+        requests: list[tuple[int, str]] = []
+        for topic, payload, _mid, _qos in items:
+            if topic == RELOAD_TOPIC:
+                control.obey("notifier", payload, self.reload, self.client, log)
+            elif topic == control.ESCALATE:
                 try:
-                    t = AlarmTransition.model_validate(json.loads(payload))
+                    req = EscalateRequest.model_validate_json(payload)
+                except pydantic.ValidationError as exc:
+                    log.error("not an escalation request on %s, skipped: %s", topic, str(exc).splitlines()[0])
+                    continue
+                requests.append((req.alarm_id, req.by))
+            else:
+                try:
+                    batch.append(AlarmTransition.model_validate(json.loads(payload)))
                 except (ValueError, pydantic.ValidationError) as exc:
                     log.error("not an alarm transition on %s, skipped: %s", topic, str(exc).splitlines()[0])
-                    continue
-                step = self.planner.apply(conn, t, now_ns(self.clock))
-                if step is not None:
-                    steps.append(step)
-                    self.transitions += 1
+        with writing(self.store) as conn:
+            now = now_ns(self.clock)
+            steps += self.planner.apply_batch(conn, batch, now)
+            for alarm_id, by in requests:
+                steps.append(self.planner.escalate_now(conn, alarm_id, by, now))
+        self.transitions += len(batch)
         for _topic, _payload, mid, qos in items:
             self.client.ack(mid, qos)
         self._follow(steps)
@@ -170,19 +202,23 @@ class Service:
 
     def _follow(self, steps: list[Planned]) -> None:
         for s in steps:
-            self.sender.push(s.queued)
+            self.sender.push([q for q in s.queued if not q.robot])
+            self.robots.push([q for q in s.queued if q.robot])
             # A stale entry (the alarm was acknowledged, or its timer moved) finds nothing due and is dropped.
-            if s.next_timer_ns is not None and (s.next_timer_ns, s.alarm_id) not in self._armed:
-                self._armed.add((s.next_timer_ns, s.alarm_id))
-                heapq.heappush(self.timers, (s.next_timer_ns, s.alarm_id))
+            for timer in s.timers:
+                if timer not in self._armed:
+                    self._armed.add(timer)
+                    heapq.heappush(self.timers, timer)
 
     def stop(self) -> None:
         self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
         self.sender.stop()
+        self.robots.stop()
         self.store.dispose()
-        log.info("stopped: %d transitions applied, %d notifications sent", self.transitions, self.sender.sent)
+        log.info("stopped: %d transitions applied, %d notifications sent", self.transitions,
+                 self.sender.sent + self.robots.sent)
 
 
 def run(settings: Settings, inventory: Inventory, roster: Roster) -> None:
