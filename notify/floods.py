@@ -17,6 +17,7 @@ during a jammer flood is texted at once, and the sender puts it before lesser me
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -44,10 +45,31 @@ def cause(flood_id: int) -> str:
     return f"flood{flood_id}"
 
 
+@dataclass(slots=True)
+class _Flood:
+    """A flood as this batch sees it: written back to ``notify_flood`` by :meth:`Floods.finish`."""
+
+    id: int
+    rule: str
+    drill: bool
+    kind: str  # the subject kind of its alarms (the rule's words when the roster has no label)
+    severity: Severity
+    opened_ns: int
+    last_ns: int
+    count: int
+    sites: list[str]
+    told: set[str] = field(default_factory=set)  # addresses with a summary row
+
+
 class Floods:
+    """The floods of one planner. Within a batch the open floods are kept in memory (650 alarms
+    joining one flood are 650 counter increments, not 650 read-modify-writes) and written back by
+    :meth:`finish`, in the same store transaction; :meth:`forget` drops them if it rolls back."""
+
     def __init__(self, planner: Planner) -> None:
         self.planner = planner
-        self._dirty: set[int] = set()
+        self._open: dict[tuple[str, bool], _Flood] = {}
+        self._dirty: dict[int, _Flood] = {}
 
     @property
     def cfg(self) -> Any:
@@ -57,19 +79,17 @@ class Floods:
              ahead: int, out: Planned) -> bool:
         """Fold the first firing ``t`` into its rule's flood (opening one if it makes one); False if no flood."""
         window = int(self.cfg.flood_window_s * _S)
-        flood = conn.execute(sa.select(_F).where(_F.c.rule == t.rule, _F.c.drill == t.drill, _F.c.closed_ns.is_(None),
-                                                 _F.c.last_ns >= now_ns - window)
-                             .order_by(_F.c.id.desc()).limit(1)).mappings().first()
+        flood = self._find(conn, t, now_ns - window)
         if flood is None:
-            recent = conn.execute(sa.select(_NA).where(
-                _NA.c.rule == t.rule, _NA.c.drill == t.drill, _NA.c.fired_ns >= now_ns - window,
-                _NA.c.state != "resolved", _NA.c.flood.is_(None), _NA.c.fired_cause != "",
-                _NA.c.alarm_id != t.alarm_id).order_by(_NA.c.fired_ns)).mappings().all()
+            recent = conn.execute(_RECENT, {"rule": t.rule, "drill": t.drill, "since": now_ns - window,
+                                            "me": t.alarm_id}).mappings().all()
             if len(recent) + 1 + ahead < self.cfg.flood_threshold:
                 return False
             fid = conn.execute(sa.insert(_F).values(
                 rule=t.rule, drill=t.drill, severity=t.severity.value, opened_ns=now_ns, last_ns=now_ns, count=0,
                 sites="").returning(_F.c.id)).scalar_one()
+            flood = self._open[(t.rule, t.drill)] = _Flood(fid, t.rule, t.drill, p.kind, t.severity, now_ns, now_ns,
+                                                            0, [])
             log.warning("flood of %s: %d alarms within %.0f s (with %d more in this batch); one summary per "
                         "recipient", t.rule, len(recent) + 1, self.cfg.flood_window_s, ahead)
             ids = [m["alarm_id"] for m in recent]
@@ -78,25 +98,36 @@ class Floods:
                 conn.execute(sa.update(_NA).where(_NA.c.alarm_id.in_(ids)).values(
                     flood=fid, folded="flood", remind_at_ns=None, escalate_at_ns=None))
             for m in recent:
-                out.queued += self._join(conn, fid, _as_transition(m), now_ns)
-        else:
-            fid = flood["id"]
-        state.update(flood=fid, folded="flood", incident=None)
-        out.queued += self._join(conn, fid, t, now_ns, p)
+                out.queued += self._join(conn, flood, _as_transition(m), now_ns)
+        state.update(flood=flood.id, folded="flood", incident=None)
+        out.queued += self._join(conn, flood, t, now_ns, p)
         return True
 
-    def _join(self, conn: sa.Connection, fid: int, t: AlarmTransition, now_ns: int,
+    def _find(self, conn: sa.Connection, t: AlarmTransition, since_ns: int) -> _Flood | None:
+        flood = self._open.get((t.rule, t.drill))
+        if flood is not None:
+            return flood if flood.last_ns >= since_ns else None
+        row = conn.execute(_OPEN, {"rule": t.rule, "drill": t.drill, "since": since_ns}).mappings().first()
+        if row is None:
+            return None
+        told = set(conn.execute(sa.select(N.c.address).where(N.c.cause == cause(row["id"]))).scalars())
+        first = conn.execute(sa.select(_NA).where(_NA.c.flood == row["id"]).limit(1)).mappings().first()
+        kind = self.planner.place(_as_transition(first)).kind if first is not None else "device"
+        flood = _Flood(row["id"], row["rule"], row["drill"], kind, Severity(row["severity"]), row["opened_ns"],
+                       row["last_ns"], row["count"], [s for s in row["sites"].split(",") if s], told)
+        self._open[(t.rule, t.drill)] = flood
+        return flood
+
+    def _join(self, conn: sa.Connection, flood: _Flood, t: AlarmTransition, now_ns: int,
               p: Place | None = None) -> list[Queued]:
         planner = self.planner
         p = p or planner.place(t)
-        flood = conn.execute(sa.select(_F).where(_F.c.id == fid)).mappings().one()
-        sites = [s for s in flood["sites"].split(",") if s]
-        if t.site not in sites:
-            sites.append(t.site)
-        worst = max(Severity(flood["severity"]), t.severity, key=lambda s: s.rank)
-        conn.execute(sa.update(_F).where(_F.c.id == fid).values(
-            count=_F.c.count + 1, sites=",".join(sites), severity=worst.value, last_ns=max(flood["last_ns"], now_ns)))
-        self._dirty.add(fid)
+        flood.count += 1
+        if t.site not in flood.sites:
+            flood.sites.append(t.site)
+        flood.severity = max(flood.severity, t.severity, key=lambda s: s.rank)
+        flood.last_ns = max(flood.last_ns, now_ns)
+        self._dirty[flood.id] = flood
         if silences.matching(conn, site=t.site, room=p.room, device=p.device, rule=t.rule, at_ns=now_ns) is not None:
             return []  # counted, but its people are not told: a silence covers it
         people = []
@@ -104,36 +135,44 @@ class Floods:
             people = planner.people_at(t, p, lv, now_ns)
             if people:
                 break
-        text = self._text(conn, fid, p.kind)
-        due = flood["opened_ns"] + int(self.cfg.summary_delay_s * _S)
+        due = flood.opened_ns + int(self.cfg.summary_delay_s * _S)
         queued = []
         for r in people:
-            nid = insert_once(conn, {
-                "alarm_id": 0, "cause": cause(fid), "kind": "summary", "level": 1, "person": r.person,
-                "address": r.address, "text": text, "drill": t.drill, "status": "queued", "silence_id": None,
+            if r.address in flood.told:
+                continue
+            flood.told.add(r.address)
+            nid = insert_once(conn, {  # its text is written by finish(), when the batch's count is known
+                "alarm_id": 0, "cause": cause(flood.id), "kind": "summary", "level": 1, "person": r.person,
+                "address": r.address, "text": "", "drill": t.drill, "status": "queued", "silence_id": None,
                 "attempts": 0, "created_ns": now_ns, "next_try_ns": max(due, now_ns), "sent_ns": None, "result": "",
-                "severity": worst.value})
+                "severity": flood.severity.value})
             if nid is not None:
-                queued.append(Queued(nid, worst.rank, due if due > now_ns else None, r.robot))
+                queued.append(Queued(nid, flood.severity.rank, due if due > now_ns else None, r.robot))
         return queued
 
-    def _text(self, conn: sa.Connection, fid: int, kind: str | None = None, clear: bool = False) -> str:
-        flood = conn.execute(sa.select(_F).where(_F.c.id == fid)).mappings().one()
+    def _text(self, flood: _Flood, closed_ns: int | None = None) -> str:
         lang = self.cfg.language
-        if kind is None:  # the kind of its alarms, for the rule's words when the roster has no label
-            first = conn.execute(sa.select(_NA).where(_NA.c.flood == fid).limit(1)).mappings().first()
-            kind = self.planner.place(_as_transition(first)).kind if first is not None else "device"
-        at = flood["closed_ns"] if clear and flood["closed_ns"] else flood["opened_ns"]
         return messages.render(Text(
-            kind="summary_clear" if clear else "summary", severity=Severity(flood["severity"]), drill=flood["drill"],
-            what=rule_words(self.planner.roster, flood["rule"], kind, lang), at=self.planner.clock_text(at),
-            count=flood["count"], sites=tuple(s for s in flood["sites"].split(",") if s)), lang)
+            kind="summary" if closed_ns is None else "summary_clear", severity=flood.severity, drill=flood.drill,
+            what=rule_words(self.planner.roster, flood.rule, flood.kind, lang),
+            at=self.planner.clock_text(closed_ns if closed_ns is not None else flood.opened_ns), count=flood.count,
+            sites=tuple(flood.sites)), lang)
 
-    def refresh(self, conn: sa.Connection) -> None:
-        """Rewrite the queued summaries of the floods that grew in this batch."""
-        for fid in sorted(self._dirty):
-            conn.execute(sa.update(N).where(N.c.cause == cause(fid), N.c.status == "queued")
-                         .values(text=self._text(conn, fid)))
+    def finish(self, conn: sa.Connection) -> None:
+        """Write back the floods this batch changed, and their queued summaries' texts; forget the batch."""
+        for flood in self._dirty.values():
+            self._flush(conn, flood)
+        self.forget()
+
+    def _flush(self, conn: sa.Connection, flood: _Flood) -> None:
+        conn.execute(sa.update(_F).where(_F.c.id == flood.id).values(
+            count=flood.count, sites=",".join(flood.sites), severity=flood.severity.value, last_ns=flood.last_ns))
+        conn.execute(sa.update(N).where(N.c.cause == cause(flood.id), N.c.status == "queued")
+                     .values(text=self._text(flood), severity=flood.severity.value))
+
+    def forget(self) -> None:
+        """Drop what this batch held in memory (after finish, or when its transaction rolled back)."""
+        self._open.clear()
         self._dirty.clear()
 
     def resolved(self, conn: sa.Connection, fid: int, t: AlarmTransition, now_ns: int) -> list[Queued]:
@@ -142,26 +181,44 @@ class Floods:
                              .where(_NA.c.flood == fid, _NA.c.state != "resolved")).scalar_one()
         if still:
             return []
+        dirty = self._dirty.pop(fid, None)
+        if dirty is not None:
+            self._flush(conn, dirty)
+            self._open.pop((dirty.rule, dirty.drill), None)
+        row = conn.execute(sa.select(_F).where(_F.c.id == fid)).mappings().one()
         conn.execute(sa.update(_F).where(_F.c.id == fid).values(closed_ns=t.at_ns))
         conn.execute(sa.update(N).where(N.c.cause == cause(fid), N.c.status == "queued")
                      .values(status="dropped", result="dropped: every alarm of the flood cleared before it was sent"))
-        self._dirty.discard(fid)
         if not self.cfg.all_clear:
             return []
-        told = conn.execute(sa.select(N.c.person, N.c.address, N.c.severity).where(
-            N.c.cause == cause(fid), N.c.status == "sent")).all()
-        text = self._text(conn, fid, clear=True)
+        told = conn.execute(sa.select(N.c.person, N.c.address)
+                            .where(N.c.cause == cause(fid), N.c.status == "sent")).all()
+        first = conn.execute(sa.select(_NA).where(_NA.c.flood == fid).limit(1)).mappings().first()
+        kind = self.planner.place(_as_transition(first)).kind if first is not None else "device"
+        flood = _Flood(fid, row["rule"], row["drill"], kind, Severity(row["severity"]), row["opened_ns"],
+                       row["last_ns"], row["count"], [s for s in row["sites"].split(",") if s])
+        text = self._text(flood, closed_ns=t.at_ns)
         out = []
         for r in told:
             nid = insert_once(conn, {
                 "alarm_id": 0, "cause": f"{cause(fid)}+clear", "kind": "summary_clear", "level": 1,
                 "person": r.person, "address": r.address, "text": text, "drill": t.drill, "status": "queued",
                 "silence_id": None, "attempts": 0, "created_ns": now_ns, "next_try_ns": now_ns, "sent_ns": None,
-                "result": "", "severity": r.severity})
+                "result": "", "severity": flood.severity.value})
             if nid is not None:
-                out.append(Queued(nid, Severity(r.severity).rank, robot=is_robot(r.address)))
+                out.append(Queued(nid, flood.severity.rank, robot=is_robot(r.address)))
         log.info("flood %d of %s over: every alarm resolved; %d summary all-clears", fid, t.rule, len(out))
         return out
+
+
+_RECENT = sa.select(_NA).where(
+    _NA.c.rule == sa.bindparam("rule"), _NA.c.drill == sa.bindparam("drill"), _NA.c.fired_ns >= sa.bindparam("since"),
+    _NA.c.state != "resolved", _NA.c.flood.is_(None), _NA.c.fired_cause != "", _NA.c.alarm_id != sa.bindparam("me"),
+).order_by(_NA.c.fired_ns)
+_OPEN = sa.select(_F).where(
+    _F.c.rule == sa.bindparam("rule"), _F.c.drill == sa.bindparam("drill"), _F.c.closed_ns.is_(None),
+    _F.c.last_ns >= sa.bindparam("since"),
+).order_by(_F.c.id.desc()).limit(1)
 
 
 def _as_transition(row: Any) -> AlarmTransition:

@@ -14,7 +14,7 @@ SEVERITY_ZH = {Severity.CRITICAL: "紧急", Severity.MAJOR: "重要", Severity.M
 SEVERITY_EN = {Severity.CRITICAL: "CRITICAL", Severity.MAJOR: "MAJOR", Severity.MINOR: "minor",
                Severity.WARNING: "warning"}
 #: device kinds, and the room and site subjects of room and site rules (``roster.SUBJECT_KINDS``)
-KIND_ZH = {"gate": "闸机", "jammer": "屏蔽仪", "detector": "探测仪", "camera": "摄像机", "power": "保密室电力",
+KIND_ZH = {"gate": "闸机", "jammer": "屏蔽仪", "detector": "探测仪", "camera": "摄像机", "power": "电力监测",
            "room": "考场", "site": "考点", "device": "设备"}
 KIND_EN = {"gate": "gate", "jammer": "jammer", "detector": "detector", "camera": "camera", "power": "power",
            "room": "room", "site": "site", "device": "device"}

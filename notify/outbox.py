@@ -36,11 +36,14 @@ def rank(severity: str) -> int:
         return 0
 
 
+_INSERT_ONCE = {d.__name__.rsplit(".", 1)[-1]: d.insert(_N).on_conflict_do_nothing(index_elements=["cause", "address"])
+                .returning(_N.c.id) for d in (postgresql, sqlite)}  # built once (see planner._LOAD)
+
+
 def insert_once(conn: sa.Connection, values: dict[str, Any]) -> int | None:
     """Insert a row unless ``(cause, address)`` is there already (a repeat); its id, or None."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(_N).values(**values).on_conflict_do_nothing(index_elements=["cause", "address"])
-    return conn.execute(stmt.returning(_N.c.id)).scalar_one_or_none()
+    stmt = _INSERT_ONCE["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    return conn.execute(stmt, values).scalar_one_or_none()
 
 
 def drop(conn: sa.Connection, alarm_ids: list[int], kinds: tuple[str, ...] = ASKING, why: str = STALE,

@@ -78,13 +78,17 @@ class Planner:
         batch = order(batch, self.roster)
         firsts = Counter((t.rule, t.drill) for t in batch if t.state == "firing")
         out = []
-        for t in batch:
-            if t.state == "firing":
-                firsts[(t.rule, t.drill)] -= 1
-            step = self.apply(conn, t, now_ns, ahead=firsts[(t.rule, t.drill)])
-            if step is not None:
-                out.append(step)
-        self.finish(conn)
+        try:
+            for t in batch:
+                if t.state == "firing":
+                    firsts[(t.rule, t.drill)] -= 1
+                step = self.apply(conn, t, now_ns, ahead=firsts[(t.rule, t.drill)])
+                if step is not None:
+                    out.append(step)
+            self.finish(conn)
+        except BaseException:
+            self.floods.forget()  # the transaction rolls back: what the batch held in memory goes with it
+            raise
         return out
 
     def apply(self, conn: sa.Connection, t: AlarmTransition, now_ns: int, ahead: int = 0) -> Planned | None:
@@ -104,7 +108,7 @@ class Planner:
                      severity=t.severity, state=t.state, drill=t.drill, updated_ns=now_ns)
         out = Planned()
         if row is None:
-            conn.execute(sa.insert(_NA).values(**state))
+            conn.execute(_INSERT, state)
         if t.state == "firing" and not state["fired_cause"]:
             state["fired_cause"], state["fired_ns"] = t.transition_id, t.at_ns
             self._first(conn, t, state, now_ns, ahead, out)
@@ -304,8 +308,8 @@ class Planner:
         return [(due, r.alarm_id) for r in rows.mappings() if (due := _next(dict(r))) is not None]
 
     def finish(self, conn: sa.Connection) -> None:
-        """At the end of a batch: bring queued flood summaries up to date."""
-        self.floods.refresh(conn)
+        """At the end of a batch's transaction: write back its floods and their queued summaries."""
+        self.floods.finish(conn)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -405,13 +409,21 @@ def _fields(m: Text) -> dict[str, Any]:
     return {f: getattr(m, f) for f in m.__dataclass_fields__}
 
 
+# Built once: a statement built per call costs more in SQLAlchemy's compilation and cache keys
+# than the query itself (650 alarms of a flood took seconds, not milliseconds).
+_LOAD = sa.select(_NA).where(_NA.c.alarm_id == sa.bindparam("k"))
+_INSERT = sa.insert(_NA)
+_SAVE = sa.update(_NA).where(_NA.c.alarm_id == sa.bindparam("k")).values(
+    {c.name: sa.bindparam(c.name) for c in _NA.c if c.name != "alarm_id"})
+
+
 def _load(conn: sa.Connection, alarm_id: int) -> dict[str, Any] | None:
-    row = conn.execute(sa.select(_NA).where(_NA.c.alarm_id == alarm_id)).mappings().first()
+    row = conn.execute(_LOAD, {"k": alarm_id}).mappings().first()
     return dict(row) if row is not None else None
 
 
 def _save(conn: sa.Connection, state: dict[str, Any]) -> None:
-    conn.execute(sa.update(_NA).where(_NA.c.alarm_id == state["alarm_id"]).values(**state))
+    conn.execute(_SAVE, {**state, "k": state["alarm_id"]})
 
 
 def _open_incident(conn: sa.Connection, t: AlarmTransition, incident: Incident, now_ns: int) -> dict[str, Any] | None:
