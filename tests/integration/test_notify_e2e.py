@@ -188,3 +188,34 @@ def test_bad_provider_settings_stop_the_start_with_one_line(stack: Stack, kannel
     assert out.returncode == 3
     assert "refused notify.kannel_username/password" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_mains_loss_on_ups_and_recovery_is_one_alert_and_one_all_clear(stack: Stack, kannel: Kannel,
+                                                                       procs: Processes) -> None:
+    """One report raises mains lost and on UPS (both critical); on UPS is implied, so the chief gets one
+    alert naming the cause, and after recovery one all-clear (rules engine and notifier, real chain)."""
+    since = len(kannel.smsc.messages())
+    config = write_config(stack, kannel, rules=True)
+    procs.start(config, "rules")
+    procs.start(config, "notify")
+    gw = stack.gateway("S02")
+    topic = device_topic(stack, "S02-VAULT-PWR1")
+    gw.publish(topic, telemetry("S02-VAULT-PWR1", "power", mains_v=0.0, frequency_hz=0.0, on_ups=True), qos=1)
+    chief = PHONES["chief-S02"]
+    wait_for(lambda: sms_to(kannel, chief, since), 20, "the alert")
+    wait_for(lambda: len(notifications(stack)) >= 1 and _alarms(stack) >= 2, 20, "both alarms at the notifier")
+    gw.publish(topic, telemetry("S02-VAULT-PWR1", "power", mains_v=221.0, on_ups=False), qos=1)
+    wait_for(lambda: any("已恢复" in t for t in sms_to(kannel, chief, since)), 20, "the all-clear")
+    texts = sms_to(kannel, chief, since)
+    assert len(texts) == 2, texts
+    assert texts[0].startswith("【考务告警】紧急 S02 中关村中学 保密室市电中断")
+    assert texts[1].startswith("【考务恢复】S02 中关村中学 保密室市电中断已恢复")
+
+
+def _alarms(stack: Stack) -> int:
+    eng = engine(notify_store_url(stack))
+    try:
+        with eng.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(NotifyAlarm)).scalar_one())
+    finally:
+        eng.dispose()
