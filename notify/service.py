@@ -181,9 +181,9 @@ class Service:
             for alarm_id, by in requests:
                 steps.append(self.planner.escalate_now(conn, alarm_id, by, now))
         self.transitions += len(batch)
+        self._follow(steps)  # committed: the sender may start on them while the broker is acknowledged
         for _topic, _payload, mid, qos in items:
             self.client.ack(mid, qos)
-        self._follow(steps)
 
     def _run_due(self) -> None:
         now = now_ns(self.clock)
