@@ -44,6 +44,8 @@ log = logging.getLogger("examwatch.notify.sender")
 _N, _AT, _H = (cast(sa.Table, m.__table__) for m in (Notification, NotifyAttempt, NotifyHealth))
 _S = 1_000_000_000
 UNKNOWN = "outcome unknown: the notifier stopped during this send"
+#: kept on the row while its delivery report is awaited, so that a second crash meanwhile still knows
+AWAITING = "outcome unknown: the notifier stopped during this send; awaiting its delivery report"
 CONFIRMED = "sent before the notifier stopped: the gateway's delivery report says so"
 #: what a delivery report says when the gateway had the message (not: failed, or none)
 HAD_IT = ("delivered", "submitted", "buffered")
@@ -145,12 +147,15 @@ class Sender:
                 if self.cfg.delivery_reports and not self.robots:
                     log.warning("notification %d was being sent when the notifier stopped; waiting up to %.0f s "
                                 "for its delivery report before sending it again", unknown, self.cfg.dlr_wait_s)
-                    self._verify.add(unknown)
+                    conn.execute(sa.update(_N).where(_N.c.id == unknown).values(result=AWAITING))
                 else:
                     log.warning("notification %d was being sent when the notifier stopped; sending it again",
                                 unknown)
                     self._unknown(conn, unknown)
-            rows = conn.execute(sa.select(_N.c.id, _N.c.address, _N.c.severity).where(_N.c.status == "queued")).all()
+            rows = conn.execute(sa.select(_N.c.id, _N.c.address, _N.c.severity, _N.c.result)
+                                .where(_N.c.status == "queued")).all()
+        # Also those a crash before this one left awaiting their report: the in-flight file names one.
+        self._verify.update(r.id for r in rows if r.result == AWAITING and self.mine(r.address))
         self.inflight.clear()
         # All due now: a retry's backoff is wall time against a gateway and did not outlive the process.
         now = time.time()

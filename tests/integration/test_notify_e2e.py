@@ -219,3 +219,29 @@ def _alarms(stack: Stack) -> int:
             return int(conn.execute(sa.select(sa.func.count()).select_from(NotifyAlarm)).scalar_one())
     finally:
         eng.dispose()
+
+
+def test_a_rise_after_acknowledgement_is_texted_and_reminded_again(stack: Stack, kannel: Kannel,
+                                                                   procs: Processes) -> None:
+    since = len(kannel.smsc.messages())
+    procs.notifier(kannel, remind_every_s=1.0, escalate_after_s=60.0)
+    rules = stack.client("svc-rules")
+    chief = PHONES["chief-S03"]
+    low = {"site": "S03", "rule": "power_ups_low"}
+    publish(rules, [transition(901, 1, "firing", severity="major", **low)])
+    wait_for(lambda: sms_to(kannel, chief, since), 10, "the major alert")
+    publish(rules, [transition(901, 2, "acknowledged", severity="major", **low)])
+    wait_for(lambda: _alarm_state(stack, 901) == "acknowledged", 10, "the acknowledgement applied")
+    publish(rules, [transition(901, 3, "firing", severity="critical", **low)])  # the engine renews the alarm
+    wait_for(lambda: any("提醒" in t for t in sms_to(kannel, chief, since)), 10, "a reminder after the rise")
+    texts = sms_to(kannel, chief, since)
+    assert texts[0].startswith("【考务告警】重要 S03 北大附中 保密室UPS电量低")
+    assert texts[1].startswith("【告警加重】紧急 S03 北大附中 保密室UPS电量低")
+    assert texts[2].startswith("【考务告警·第1次提醒】紧急 S03")
+    publish(rules, [transition(901, 4, "acknowledged", severity="critical", **low)])
+    wait_for(lambda: _alarm_state(stack, 901) == "acknowledged", 10, "the second acknowledgement applied")
+    count = len(sms_to(kannel, chief, since))
+    publish(rules, [transition(902, 1, "firing", site="S01")])  # a later alarm, to know time has passed
+    wait_for(lambda: sms_to(kannel, PHONES["chief-S01"], since), 10, "the control alarm")
+    wait_for(lambda: any("提醒" in t for t in sms_to(kannel, PHONES["chief-S01"], since)), 10, "its reminder")
+    assert len(sms_to(kannel, chief, since)) <= count + 1  # at most one reminder already in flight, then none
