@@ -4,7 +4,7 @@ Rows ready to go are sent by severity, then age (the outbox id): with hundreds q
 critical alert goes next. A row becomes ``sent`` in the same transaction that keeps the attempt,
 right after the gateway accepted it; a row withdrawn meanwhile (stale, folded into a flood) is
 skipped. A per-address sliding window holds back messages beyond ``rate_per_phone`` in
-``rate_window_s`` (robots: ``robot_rate_per_min``), judged on the clock; a critical first alert or
+``rate_window_s`` on the clock (robots: ``robot_rate_per_min`` of wall time); a critical first alert or
 update to a phone is never held by it. While the gateway is down the whole channel waits behind
 one probe, the most urgent row, retried after ``retry_min_s`` doubling up to ``retry_max_s`` (wall
 time), so when it returns the queue drains in severity order. Retries are scheduled here rather
@@ -113,6 +113,9 @@ class Sender:
         self.inflight = InFlight(cfg.state_dir / f"inflight-{cfg.worker}{suffix}")
         self.limit = RateLimit(cfg.robot_rate_per_min, 60.0) if robots else RateLimit(cfg.rate_per_phone,
                                                                                        cfg.rate_window_s)
+        # A phone's window is policy and follows a drill's clock; a robot's is the chat service's
+        # own throttle (20 a minute of real time), so it stays on the wall clock.
+        self._limit_clock: Clock = WALL if robots else clock
         self._ready: list[tuple[int, int]] = []  # (-rank, id): the most urgent, then the oldest
         self._waiting: list[tuple[float, int, int]] = []  # (wall time due, id, rank)
         self._verify: set[int] = set()  # rows whose send a crash interrupted: look for a delivery report
@@ -239,12 +242,12 @@ class Sender:
             self._verify.discard(nid)
             if self._confirmed(nid, row.delivery):
                 return
-        clock_now = self.clock.now()
+        limit_now = self._limit_clock.now()
         # A critical first alert (or update) to a phone is never held behind lesser messages by the limit.
         urgent = not self.robots and r >= 4 and row.kind in ("alert", "update")
-        wait = 0.0 if urgent else self.limit.wait(row.address, clock_now)
+        wait = 0.0 if urgent else self.limit.wait(row.address, limit_now)
         if wait > 0:
-            self._later(nid, r, self.clock.wall_at(clock_now + wait))
+            self._later(nid, r, self._limit_clock.wall_at(limit_now + wait))
             return
         backoff = self._robot_backoff.get(row.address, 0.0)
         if backoff > time.time():
@@ -260,7 +263,7 @@ class Sender:
         at_ns = now_ns(self.clock)
         retry_at = 0.0
         if result.ok:
-            self.limit.record(address, at_ns / _S)
+            self.limit.record(address, self._limit_clock.now())
             self._backoff = 0.0
             self._robot_backoff.pop(address, None)
             values: dict[str, object] = {"status": "sent", "sent_ns": at_ns}
