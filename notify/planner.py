@@ -39,11 +39,11 @@ import sqlalchemy as sa
 from examwatch import links
 from examwatch.alarm import AlarmTransition, Severity
 from examwatch.inventory import Inventory
-from examwatch.roster import Incident, Roster
+from examwatch.roster import Roster
 from examwatch.settings import NotifySettings
 from examwatch.store import silences
 from examwatch.store.notify_models import Notification, NotifyAlarm
-from notify import codes, floods, messages
+from notify import alarms, codes, floods, messages
 from notify.labels import rule_words
 from notify.messages import ASKING, MessageKind, Place, Text
 from notify.outbox import Queued, drop, insert_once, rank, told
@@ -96,7 +96,7 @@ class Planner:
 
         ``ahead``: how many more first firings of the same rule follow in this batch (a flood is
         recognised before its first alarms are texted one by one)."""
-        row = _load(conn, t.alarm_id)
+        row = alarms.load(conn, t.alarm_id)
         if row is not None and t.seq <= row["seq"]:
             return None
         state: dict[str, Any] = row if row is not None else {
@@ -108,7 +108,7 @@ class Planner:
                      severity=t.severity, state=t.state, drill=t.drill, updated_ns=now_ns)
         out = Planned()
         if row is None:
-            conn.execute(_INSERT, state)
+            conn.execute(alarms.INSERT, state)
         if t.state == "firing" and not state["fired_cause"]:
             state["fired_cause"], state["fired_ns"] = t.transition_id, t.at_ns
             self._first(conn, t, state, now_ns, ahead, out)
@@ -121,19 +121,19 @@ class Planner:
         elif t.state == "resolved":
             state["resolved_ns"] = t.at_ns
             drop(conn, [t.alarm_id])
-            _save(conn, state)
+            alarms.save(conn, state)
             if state["flood"] is not None:
                 out.queued += self.floods.resolved(conn, state["flood"], t, now_ns)
             elif state["incident"] is not None:
                 self._resolved(conn, t, state, now_ns, out)
-        _save(conn, state)
+        alarms.save(conn, state)
         return out
 
     def _first(self, conn: sa.Connection, t: AlarmTransition, state: dict[str, Any], now_ns: int, ahead: int,
                out: Planned) -> None:
         p = self.place(t)
         incident = self.roster.incident_of(t.rule)
-        root = _open_incident(conn, t, incident, now_ns) if incident is not None else None
+        root = alarms.open_incident(conn, t, incident, now_ns) if incident is not None else None
         if root is not None and incident is not None:
             state["incident"] = root["alarm_id"]
             active = conn.execute(sa.select(_NA.c.rule).where(_NA.c.incident == root["alarm_id"],
@@ -170,7 +170,7 @@ class Planner:
               out: Planned) -> None:
         if state["flood"] is not None or state["incident"] is None:
             return  # a flood's alarm is told by its summary; one never told has nothing to update
-        root = state if state["incident"] == t.alarm_id else _load(conn, state["incident"])
+        root = state if state["incident"] == t.alarm_id else alarms.load(conn, state["incident"])
         if root is None or t.severity.rank < root["told_rank"]:
             return
         self._update(conn, t, self.place(t), state, root, now_ns, out)
@@ -193,17 +193,17 @@ class Planner:
                     remind_at_ns=None, escalate_at_ns=None)
         self._arm(t, p, root, now_ns, out)
         if root is not state:
-            _save(conn, root)
+            alarms.save(conn, root)
 
     def _stop_if_awaited(self, conn: sa.Connection, state: dict[str, Any], alarm_id: int) -> None:
         if state["incident"] is None:
             return
-        root = state if state["incident"] == alarm_id else _load(conn, state["incident"])
+        root = state if state["incident"] == alarm_id else alarms.load(conn, state["incident"])
         if root is not None and root["awaiting"] == alarm_id:
             root.update(remind_at_ns=None, escalate_at_ns=None)
             drop(conn, [alarm_id], ("reminder", "escalation"))
             if root is not state:
-                _save(conn, root)
+                alarms.save(conn, root)
 
     def _resolved(self, conn: sa.Connection, t: AlarmTransition, state: dict[str, Any], now_ns: int,
                   out: Planned) -> None:
@@ -213,32 +213,32 @@ class Planner:
             sa.or_(_NA.c.incident == root_id, _NA.c.alarm_id == root_id), _NA.c.state != "resolved")).scalar_one()
         if still:
             return
-        root = state if root_id == t.alarm_id else _load(conn, root_id)
+        root = state if root_id == t.alarm_id else alarms.load(conn, root_id)
         if root is None:
             return
         root.update(remind_at_ns=None, escalate_at_ns=None)
         if self.cfg.all_clear:
             people = told(conn, root_id, ("sent",))
-            rt = _transition_of(root)
+            rt = alarms.transition_of(root)
             lasted = max(0, (t.at_ns - (root["fired_ns"] or t.at_ns)) // (60 * _S))
             acked = root["acked_by"] or state["acked_by"]
             out.queued += self._send(conn, rt, self.place(rt), people, t.transition_id, "all_clear", root["level"],
                                      now_ns, root, at_ns=t.at_ns, lasted_min=int(lasted),
                                      acked_by=self._name(acked) if acked else None)
         if root is not state:
-            _save(conn, root)
+            alarms.save(conn, root)
 
     # -- timers and requests -----------------------------------------------------------------------
 
     def due(self, conn: sa.Connection, root_id: int, now_ns: int) -> Planned | None:
         """Run an incident's reminder or escalation if due (read from the store: another worker may have acted)."""
-        root = _load(conn, root_id)
-        if root is None or root["incident"] != root_id or (_next(root) or now_ns + 1) > now_ns:
+        root = alarms.load(conn, root_id)
+        if root is None or root["incident"] != root_id or (alarms.next_due(root) or now_ns + 1) > now_ns:
             return None  # a stale heap entry: its live entry is queued already
-        about = root if root["awaiting"] in (None, root_id) else _load(conn, root["awaiting"])
+        about = root if root["awaiting"] in (None, root_id) else alarms.load(conn, root["awaiting"])
         if about is None or about["state"] != "firing":
             root.update(remind_at_ns=None, escalate_at_ns=None)
-            _save(conn, root)
+            alarms.save(conn, root)
             return Planned()
         out = Planned()
         if root["escalate_at_ns"] is not None and root["escalate_at_ns"] <= now_ns:
@@ -247,17 +247,17 @@ class Planner:
         if root["remind_at_ns"] is not None and root["remind_at_ns"] <= now_ns:
             self._remind(conn, root, about, now_ns, out)
         root["updated_ns"] = now_ns
-        _save(conn, root)
-        nxt = _next(root)
+        alarms.save(conn, root)
+        nxt = alarms.next_due(root)
         if nxt is not None:
             out.timers.append((nxt, root_id))
         return out
 
     def escalate_now(self, conn: sa.Connection, alarm_id: int, by: str, now_ns: int) -> Planned:
         """A duty officer asked (reply ``0``) that ``alarm_id`` go to the next roster level now."""
-        state = _load(conn, alarm_id)
+        state = alarms.load(conn, alarm_id)
         root = None if state is None or state["incident"] is None else (
-            state if state["incident"] == alarm_id else _load(conn, state["incident"]))
+            state if state["incident"] == alarm_id else alarms.load(conn, state["incident"]))
         out = Planned()
         if state is None or root is None or state["state"] == "resolved":
             log.warning("escalation of alarm %d asked by %s: no open alarm the notifier told of", alarm_id, by)
@@ -265,15 +265,15 @@ class Planner:
         log.info("escalation of alarm %d asked by %s", alarm_id, by)
         if not self._escalate(conn, root, state, now_ns, out):
             log.warning("escalation of alarm %d asked by %s: no higher level on duty", alarm_id, by)
-        _save(conn, root)
-        nxt = _next(root)
+        alarms.save(conn, root)
+        nxt = alarms.next_due(root)
         if nxt is not None:
             out.timers.append((nxt, root["alarm_id"]))
         return out
 
     def _escalate(self, conn: sa.Connection, root: dict[str, Any], about: dict[str, Any], now_ns: int,
                   out: Planned) -> bool:
-        t = _transition_of(about)
+        t = alarms.transition_of(about)
         p = self.place(t)
         for lv in [lv for lv in self.route_levels(t, p) if lv > root["level"]]:
             people = self.people_at(t, p, lv, now_ns)
@@ -288,7 +288,7 @@ class Planner:
 
     def _remind(self, conn: sa.Connection, root: dict[str, Any], about: dict[str, Any], now_ns: int,
                 out: Planned) -> None:
-        t = _transition_of(about)
+        t = alarms.transition_of(about)
         p = self.place(t)
         root["reminders"] += 1
         n = root["reminders"]
@@ -305,7 +305,7 @@ class Planner:
         """(due ns, root alarm id) of every armed timer: the heap is rebuilt from these at start."""
         rows = conn.execute(sa.select(_NA.c.alarm_id, _NA.c.remind_at_ns, _NA.c.escalate_at_ns)
                             .where(sa.or_(_NA.c.remind_at_ns.is_not(None), _NA.c.escalate_at_ns.is_not(None))))
-        return [(due, r.alarm_id) for r in rows.mappings() if (due := _next(dict(r))) is not None]
+        return [(due, r.alarm_id) for r in rows.mappings() if (due := alarms.next_due(dict(r))) is not None]
 
     def finish(self, conn: sa.Connection) -> None:
         """At the end of a batch's transaction: write back its floods and their queued summaries."""
@@ -319,7 +319,7 @@ class Planner:
         root["remind_at_ns"] = from_ns + int(self.cfg.remind_every_s * _S)
         higher = [lv for lv in self.route_levels(t, p) if lv > root["level"]]
         root["escalate_at_ns"] = from_ns + int(self.cfg.escalate_after_s * _S) if higher else None
-        nxt = _next(root)
+        nxt = alarms.next_due(root)
         if nxt is not None:
             out.timers.append((nxt, root["alarm_id"]))
 
@@ -392,65 +392,10 @@ class Planner:
             conn.execute(sa.update(_N).where(_N.c.id == nid).values(text=with_link))
 
 
-def order(batch: list[AlarmTransition], roster: Roster) -> list[AlarmTransition]:
-    """A batch in the order to apply it: within an incident causes before their effects (mains lost
-    before on UPS, so the alert names the cause), then worst first; each alarm's own transitions
-    keep their order."""
-    def key(ts: list[AlarmTransition]) -> tuple[int, int]:
-        incident = roster.incident_of(ts[0].rule)
-        return (incident.depth(ts[0].rule) if incident is not None else 0, -ts[0].severity.rank)
-    by_alarm: dict[int, list[AlarmTransition]] = {}
-    for t in batch:
-        by_alarm.setdefault(t.alarm_id, []).append(t)
-    return [t for ts in sorted(by_alarm.values(), key=key) for t in ts]
-
-
 def _fields(m: Text) -> dict[str, Any]:
     return {f: getattr(m, f) for f in m.__dataclass_fields__}
 
 
-# Built once: a statement built per call costs more in SQLAlchemy's compilation and cache keys
-# than the query itself (650 alarms of a flood took seconds, not milliseconds).
-_LOAD = sa.select(_NA).where(_NA.c.alarm_id == sa.bindparam("k"))
-_INSERT = sa.insert(_NA)
-_SAVE = sa.update(_NA).where(_NA.c.alarm_id == sa.bindparam("k")).values(
-    {c.name: sa.bindparam(c.name) for c in _NA.c if c.name != "alarm_id"})
-
-
-def _load(conn: sa.Connection, alarm_id: int) -> dict[str, Any] | None:
-    row = conn.execute(_LOAD, {"k": alarm_id}).mappings().first()
-    return dict(row) if row is not None else None
-
-
-def _save(conn: sa.Connection, state: dict[str, Any]) -> None:
-    conn.execute(_SAVE, {**state, "k": state["alarm_id"]})
-
-
-def _open_incident(conn: sa.Connection, t: AlarmTransition, incident: Incident, now_ns: int) -> dict[str, Any] | None:
-    """The latest root of an incident of this cause at this site that is open and within its window."""
-    since = now_ns - int(incident.window_s * _S)
-    roots = conn.execute(sa.select(_NA).where(
-        _NA.c.site == t.site, _NA.c.drill == t.drill, _NA.c.rule.in_(incident.rules),
-        _NA.c.incident == _NA.c.alarm_id, _NA.c.fired_ns >= since, _NA.c.alarm_id != t.alarm_id,
-    ).order_by(_NA.c.fired_ns.desc())).mappings().all()
-    for root in roots:
-        still = conn.execute(sa.select(sa.func.count()).where(
-            _NA.c.incident == root["alarm_id"], _NA.c.state != "resolved")).scalar_one()
-        if still:
-            return dict(root)
-    return None
-
-
-def _next(state: dict[str, Any]) -> int | None:
-    due = [v for v in (state.get("remind_at_ns"), state.get("escalate_at_ns")) if v is not None]
-    return min(due) if due else None
-
-
-def _transition_of(state: dict[str, Any]) -> AlarmTransition:
-    return AlarmTransition(alarm_id=state["alarm_id"], seq=state["seq"], rule=state["rule"],
-                           severity=state["severity"], site=state["site"], subject=state["subject"],
-                           subject_type=state["subject_type"], state=state["state"], drill=state["drill"],
-                           at_ns=state["updated_ns"])
-
+order = alarms.order
 
 __all__ = ["Planned", "Planner", "order", "rank"]
