@@ -95,6 +95,7 @@ def write_settings(tmp: Path, influx: Influx, kannel: Kannel, port: int, secret:
         "store": {"url": f"sqlite:///{tmp}/rules.db"},
         "rules": {"rules_dir": str(rules_dir(tmp, without))},
         "notify": {"roster": str(ROOT / "config" / "roster.yaml"), "state_dir": str(tmp / "notify"),
+                   "store_url": f"sqlite:///{tmp}/notify.db",
                    "kannel_url": kannel.sendsms_url, "kannel_username": kannel.user,
                    "kannel_password": kannel.password, "rate_per_phone": 1000},
     }

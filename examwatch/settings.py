@@ -119,7 +119,9 @@ class NotifySettings(_Section):
 
     roster: Path = Field(default=Path("config/roster.yaml"), description="duty roster: people, routes, labels")
     store_url: str = Field(
-        default="", description="the notifier's own store (outbox, timers, replies); empty: the shared [store] url"
+        default="sqlite:///var/notify.db",
+        description="the notifier's own store (outbox, timers, silences, short codes, replies); "
+        "empty: the shared [store] url",
     )
     link_ttl_s: float = Field(
         default=43_200.0, gt=0, le=7 * 86_400, description="an alert's link to the mobile page expires after this"
@@ -143,6 +145,22 @@ class NotifySettings(_Section):
     remind_every_s: float = Field(default=300.0, gt=0, description="reminder while unacknowledged (M)")
     escalate_after_s: float = Field(default=900.0, gt=0, description="next roster level if unacknowledged (N)")
     all_clear: bool = Field(default=True, description="send an all-clear when the alarm resolves")
+    flood_threshold: int = Field(
+        default=50, ge=2, le=100_000, description="this many alarms of one rule within flood_window_s: a flood"
+    )
+    flood_window_s: float = Field(default=60.0, gt=0, le=3600, description="the flood's window (clock seconds)")
+    summary_delay_s: float = Field(
+        default=10.0, ge=0, le=600, description="a flood's summary waits this long for the rest of the burst"
+    )
+    robot_rate_per_min: int = Field(
+        default=20, ge=1, le=1000, description="messages per group-chat robot per minute (DingTalk, WeCom: 20)"
+    )
+    delivery_reports: bool = Field(
+        default=True, description="ask Kannel for delivery reports to the API's /sms/dlr (exactly once across a crash)"
+    )
+    dlr_wait_s: float = Field(
+        default=5.0, ge=0, le=300, description="after a crash, wait this long for the report of the SMS in flight"
+    )
     worker: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="MQTT client id notify-<worker>")
     state_dir: Path = Field(default=Path("var/notify"), description="the message being sent, per worker")
     session_expiry_s: int = Field(default=86_400, ge=60, description="broker keeps our queue this long offline")

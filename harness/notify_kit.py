@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import paho.mqtt.client as paho
 import sqlalchemy as sa
 
 from examwatch.alarm import AlarmTransition
-from examwatch.store import engine
+from examwatch.store import engine, writing
 from examwatch.store.notify_models import Notification
-from harness.servers import Kannel, Server
+from harness.servers import Kannel, Server, free_port
 from harness.stack import EXAMWATCH, Stack, _toml
 
 ROOT = Path(__file__).parents[1]
@@ -24,10 +27,14 @@ PHONES = {"chief-S01": "13900000001", "chief-S02": "13900000002", "chief-S03": "
           "center": "13800000001", "bureau": "95598000001", "drill": "13700000001"}
 
 
-def roster_yaml(sites: list[str]) -> str:
+def roster_yaml(sites: list[str], robot: str | None = None) -> str:
+    """The test roster; with ``robot`` (an Apprise URL) S01's duty group chat is told at level 1 too."""
     people = [f"  - {{id: chief-{s}, name: {s}主考, phones: ['{PHONES.get(f'chief-{s}', '1390000' + s[1:].zfill(4))}']}}"
               for s in sites]
     routes = [f"  - {{name: chief-{s}, level: 1, sites: [{s}], people: [chief-{s}]}}" for s in sites]
+    if robot is not None:
+        people.append(f"  - {{id: group-S01, name: S01考务群, robots: ['{robot}']}}")
+        routes.append("  - {name: group-S01, level: 1, sites: [S01], people: [group-S01]}")
     return "\n".join([
         "people:", *people,
         f"  - {{id: center, name: 指挥中心, phones: ['{PHONES['center']}']}}",
@@ -40,22 +47,37 @@ def roster_yaml(sites: list[str]) -> str:
         "labels:",
         "  power_mains_lost: {zh: 市电中断, en: mains lost}",
         "  power_on_ups: {zh: UPS供电, en: on UPS}",
+        "  power_ups_low: {zh: UPS电量低, en: UPS low}",
+        "  jammer_shielding: {zh: 屏蔽信号不足, en: jammer band below floor}",
+        "incidents:",
+        "  storage_power:",
+        "    rules: [power_mains_lost, power_on_ups, power_ups_low]",
+        "    implies: {power_mains_lost: [power_on_ups]}",
     ]) + "\n"
 
 
 def write_config(stack: Stack, kannel: Kannel | None, name: str = "notify.toml", rules: bool = False,
                  rules_dir: Path = ROOT / "config" / "rules", timetable: Path = ROOT / "config" / "timetable.yaml",
+                 clock: dict[str, Any] | None = None, api: dict[str, Any] | None = None, robot: str | None = None,
                  **notify: Any) -> Path:
-    """The stack's config plus [store], [notify] (Kannel as the provider) and, with ``rules``, [rules]
-    (the shipped rules and timetable unless ``rules_dir`` and ``timetable`` say otherwise)."""
+    """The stack's config plus [store], [notify] (Kannel as the provider, the notifier's own store),
+    with ``rules`` [rules] (the shipped rules and timetable unless ``rules_dir`` and ``timetable`` say
+    otherwise), with ``clock`` a [clock] section (a drill clock: start, wall_start, speed), and with
+    ``api`` an [api] section (where delivery reports go: host, port; public_url for links); ``robot``
+    gives S01 a duty group chat (see :func:`roster_yaml`)."""
     sites = [s.id for s in stack.inventory.sites]
     roster = stack.root / "roster.yaml"
-    roster.write_text(roster_yaml(sites))
-    cfg: dict[str, Any] = {"roster": str(roster), "state_dir": str(stack.root / "notify"), "retry_min_s": 0.5, "retry_max_s": 2.0, "rate_per_phone": 1000}
+    roster.write_text(roster_yaml(sites, robot))
+    cfg: dict[str, Any] = {"roster": str(roster), "store_url": notify_store_url(stack), "state_dir": str(stack.root / "notify"),
+                           "retry_min_s": 0.5, "retry_max_s": 2.0, "rate_per_phone": 1000}
     if kannel is not None:
         cfg.update(kannel_url=kannel.sendsms_url, kannel_username=kannel.user, kannel_password=kannel.password)
     cfg.update(notify)
     doc: dict[str, Any] = {"store": {"url": store_url(stack)}, "notify": cfg}
+    if clock is not None:
+        doc["clock"] = clock
+    if api is not None:
+        doc["api"] = api
     if rules:
         doc["timetable"] = str(timetable)
         doc["rules"] = {"rules_dir": str(rules_dir), "restart_grace_s": 0}
@@ -66,7 +88,13 @@ def write_config(stack: Stack, kannel: Kannel | None, name: str = "notify.toml",
 
 
 def store_url(stack: Stack) -> str:
+    """The shared store: the rules engine's alarms and transitions."""
     return f"sqlite:///{stack.root}/state.db"
+
+
+def notify_store_url(stack: Stack) -> str:
+    """The notifier's own store: its outbox, timers, silences, short codes."""
+    return f"sqlite:///{stack.root}/notify.db"
 
 
 class ServiceProcess(Server):
@@ -118,14 +146,21 @@ def transition(alarm_id: int, seq: int, state: str, *, site: str = "S01", rule: 
     return msg.topic, msg.payload()
 
 
-def publish(c: paho.Client, msgs: list[tuple[str, bytes]]) -> None:
+def publish(c: paho.Client, msgs: list[tuple[str, bytes]], timeout_s: float = 10.0) -> None:
+    """Publish (QoS 1, retained) and wait until the broker acknowledged every message; fail loudly if not."""
     infos = [c.publish(topic, payload, qos=1, retain=True) for topic, payload in msgs]
+    deadline = time.monotonic() + timeout_s
     for info in infos:
-        info.wait_for_publish(10)
+        info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        if not info.is_published():
+            missing = sum(not i.is_published() for i in infos)
+            raise TimeoutError(f"the broker acknowledged {len(infos) - missing} of {len(infos)} messages "
+                               f"within {timeout_s:.0f} s")
 
 
 def notifications(stack: Stack, **where: Any) -> list[dict[str, Any]]:
-    eng = engine(store_url(stack))
+    """The notifier's outbox rows (from its own store) matching ``where``, oldest first."""
+    eng = engine(notify_store_url(stack))
     try:
         with eng.connect() as conn:
             q = sa.select(_N).where(*(_N.c[k] == v for k, v in where.items())).order_by(_N.c.id)
@@ -141,3 +176,50 @@ def sms_to(kannel: Kannel, phone: str, since: int = 0) -> list[str]:
 
 def payload_of(topic_payload: tuple[str, bytes]) -> dict[str, Any]:
     return cast(dict[str, Any], json.loads(topic_payload[1]))
+
+
+class FakeDlrEndpoint(ThreadingHTTPServer):
+    """A fake of the API's ``GET /sms/dlr?n=&t=&k=``: records Kannel's delivery reports in the
+    notifier's store as the API does (``notification.delivery``, ``delivered_ns``; a final report is
+    not overwritten by a later one), so the notifier's side can be tested without the API."""
+
+    DELIVERY: ClassVar[dict[int, str]] = {1: "delivered", 2: "failed", 4: "buffered", 8: "submitted", 16: "failed"}
+
+    def __init__(self, stack: Stack) -> None:
+        self.reports: list[tuple[int, int, str]] = []  # (notification id, type, key)
+        self.store = engine(notify_store_url(stack))
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                n, t, k = int(query["n"][0]), int(query["t"][0]), query.get("k", [""])[0]
+                server.reports.append((n, t, k))
+                delivery = server.DELIVERY.get(t, "")
+                with writing(server.store) as conn:
+                    current = conn.execute(sa.select(_N.c.delivery).where(_N.c.id == n)).scalar_one_or_none()
+                    if current not in ("delivered", "failed"):
+                        conn.execute(sa.update(_N).where(_N.c.id == n).values(delivery=delivery,
+                                                                              delivered_ns=time.time_ns()))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", free_port()), Handler)
+
+    @property
+    def api(self) -> dict[str, Any]:
+        """The [api] settings that point the notifier's delivery reports here."""
+        return {"host": "127.0.0.1", "port": self.server_address[1]}
+
+    def start(self) -> FakeDlrEndpoint:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self.store.dispose()

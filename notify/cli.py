@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, cast
@@ -21,9 +20,9 @@ from examwatch.cli import (
     run_service,
     settings_or_exit,
     start_logging,
-    store_or_exit,
 )
-from examwatch.store import silences
+from examwatch.clock import now_ns
+from examwatch.store import open_store, silences
 from examwatch.store.notify_models import Notification, NotifyHealth
 from examwatch.store.silences import SilenceError, SilenceView
 from notify import providers
@@ -66,6 +65,21 @@ def notify(
     run_service(lambda: service.run(settings, inventory, duty), providers.ProviderError)
 
 
+def _notify_store(config: Path | None) -> sa.Engine:
+    """The notifier's own store (``notify.store_url``, or the shared one when that is empty), migrated."""
+    settings = settings_or_exit(config)
+    url = settings.notify_store_url
+    try:
+        return open_store(url)
+    except sa.exc.SQLAlchemyError as exc:
+        fail(f"notifier store {url}: {exc}", code=3)
+
+
+def _clock_now_ns(config: Path | None) -> int:
+    """Now on the clock the notifier judges by (a drill's, when [clock] sets one)."""
+    return now_ns(settings_or_exit(config).clock.make())
+
+
 @app.command("check")
 def check(
     path: Annotated[Path, typer.Argument(help="roster YAML file")] = Path("config/roster.yaml"),
@@ -80,7 +94,7 @@ def check(
 @app.command("status")
 def status(ctx: typer.Context) -> None:
     """Provider health, the outbox by status, and the silences in force."""
-    store = store_or_exit(ctx.obj)
+    store = _notify_store(ctx.obj)
     n, h = cast(sa.Table, Notification.__table__), cast(sa.Table, NotifyHealth.__table__)
     with store.connect() as conn:
         for row in conn.execute(sa.select(h)):
@@ -89,7 +103,7 @@ def status(ctx: typer.Context) -> None:
         by_status = sa.select(n.c.status, sa.func.count()).group_by(n.c.status)
         counts: dict[str, int] = {str(r[0]): int(r[1]) for r in conn.execute(by_status)}
     typer.echo("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
-    for s in silences.list_silences(store):
+    for s in silences.list_silences(store, now_ns=_clock_now_ns(ctx.obj)):
         typer.echo(_show(s))
 
 
@@ -122,13 +136,13 @@ def silence_add(
     """
     if (minutes is None) == (until is None):
         fail("give exactly one of --minutes or --until")
-    now = time.time_ns()
+    now = _clock_now_ns(ctx.obj)
     if until is not None:
         ends = int((until if until.tzinfo else until.replace(tzinfo=UTC)).timestamp() * 1e9)
     else:
         ends = now + int((minutes or 0) * 60e9)
     try:
-        s = silences.create(store_or_exit(ctx.obj), ends_ns=ends, by=by, site=site, room=room, device=device, rule=rule,
+        s = silences.create(_notify_store(ctx.obj), ends_ns=ends, by=by, site=site, room=room, device=device, rule=rule,
                             kind="maintenance" if maintenance else "silence", comment=comment, now_ns=now)
     except SilenceError as exc:
         fail(str(exc))
@@ -139,7 +153,7 @@ def silence_add(
 def silence_list(ctx: typer.Context,
                  all_: Annotated[bool, typer.Option("--all", help="ended silences too")] = False) -> None:
     """List silences and maintenance windows, newest first."""
-    for s in silences.list_silences(store_or_exit(ctx.obj), active_only=not all_):
+    for s in silences.list_silences(_notify_store(ctx.obj), active_only=not all_, now_ns=_clock_now_ns(ctx.obj)):
         typer.echo(_show(s))
 
 
@@ -148,6 +162,6 @@ def silence_expire(ctx: typer.Context, silence_id: Annotated[int, typer.Argument
                    by: ByOption) -> None:
     """End a silence now; notifications flow again for new messages."""
     try:
-        typer.echo(_show(silences.expire(store_or_exit(ctx.obj), silence_id, by)))
+        typer.echo(_show(silences.expire(_notify_store(ctx.obj), silence_id, by, _clock_now_ns(ctx.obj))))
     except SilenceError as exc:
         fail(str(exc))

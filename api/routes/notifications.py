@@ -39,7 +39,7 @@ def list_silences(world: WorldDep, _: Viewer, page: PagingDep,
                   active: Annotated[bool, Query(description="only those in force or yet to start")] = True,
                   ) -> Page[SilencePublic]:
     """Silences mute notifications only; the alarms and their transitions are kept."""
-    views = silences.list_silences(world.store, active_only=active)
+    views = silences.list_silences(world.notify, active_only=active)
     return page.page([silence_public(v) for v in page.window(views)], len(views))
 
 
@@ -48,7 +48,7 @@ def create_silence(world: WorldDep, request: Request, who: Operator, body: Silen
     """Mute notifications of matching alarms from ``starts`` (default now) until ``ends``."""
     try:
         starts = _ns(body.starts, "body.starts") if body.starts is not None else None
-        view = silences.create(world.store, ends_ns=_ns(body.ends, "body.ends"), by=who.name, site=body.site,
+        view = silences.create(world.notify, ends_ns=_ns(body.ends, "body.ends"), by=who.name, site=body.site,
                                room=body.room, device=body.device, rule=body.rule, starts_ns=starts, kind=body.kind,
                                comment=body.comment)
     except silences.SilenceError as exc:
@@ -61,10 +61,10 @@ def create_silence(world: WorldDep, request: Request, who: Operator, body: Silen
 def expire_silence(world: WorldDep, request: Request, who: Operator,
                    silence_id: Annotated[int, Path(ge=1, le=2**62, examples=[5])]) -> SilencePublic:
     """The silence ends now; kept with who ended it. 409 when it had ended already, 404 when there is none."""
-    if not any(v.id == silence_id for v in silences.list_silences(world.store, active_only=False)):
+    if not any(v.id == silence_id for v in silences.list_silences(world.notify, active_only=False)):
         raise HTTPException(404, f"no silence {silence_id}")
     try:
-        view = silences.expire(world.store, silence_id, who.name)
+        view = silences.expire(world.notify, silence_id, who.name)
     except silences.SilenceError as exc:
         raise HTTPException(409, str(exc)) from None
     audit(request, silence=silence_id)
@@ -86,7 +86,7 @@ def list_notifications(
         conds.append(_N.c.status.in_(status))
     if drill is not None:
         conds.append(_N.c.drill.is_(drill))
-    rows, total = page.fetch(world.store, sa.select(_N).where(*conds).order_by(_N.c.id.desc()))
+    rows, total = page.fetch(world.notify, sa.select(_N).where(*conds).order_by(_N.c.id.desc()))
     items = [NotificationPublic(id=r.id, alarm_id=r.alarm_id, kind=r.kind, level=r.level, person=r.person,
                                 address=r.address, text=r.text, drill=r.drill, status=r.status,
                                 silence_id=r.silence_id, attempts=r.attempts, created=ns_time(r.created_ns),

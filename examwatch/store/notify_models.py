@@ -2,7 +2,8 @@
 
 Times are integer nanoseconds since the Unix epoch (UTC), as in :mod:`examwatch.store.models`.
 A notification's ``cause`` is the alarm transition id (``alarm_id.seq``) it answers, or that id
-with ``+r<n>`` (n-th reminder) or ``+l<n>`` (escalation to level n); ``(cause, address)`` is
+with ``+r<n>`` (n-th reminder), ``+l<n>`` (escalation to level n) or ``+u<alarm>.<seq>`` (an update
+about a member of its incident); a flood's summary is ``flood<id>``. ``(cause, address)`` is
 unique, so a transition delivered twice, or a timer that fires in two workers, adds no second
 message to the same phone.
 """
@@ -38,6 +39,40 @@ class NotifyAlarm(Base):
     updated_ns: Mapped[int] = mapped_column(BigInteger)
     code: Mapped[str | None] = mapped_column(String(8), nullable=True, index=True,
                                              doc="the short code alert SMS carry; unique among open alarms")
+    incident: Mapped[int | None] = mapped_column(
+        Integer, nullable=True, index=True,
+        doc="alarm id of its incident's root (its own id for a root); the root's row holds the timers")
+    folded: Mapped[str] = mapped_column(
+        String(12), default="", server_default="",
+        doc="why no alert of its own: inhibited (implied by another), folded (no worse), flood; '' if told")
+    flood: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True, doc="the flood it was folded into")
+    told_rank: Mapped[int] = mapped_column(Integer, default=0, server_default="0",
+                                           doc="root: highest severity rank told of the incident")
+    awaiting: Mapped[int | None] = mapped_column(
+        Integer, nullable=True, doc="root: the alarm whose acknowledgement stops the incident's reminders")
+    acked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    acked_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    resolved_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (Index("ix_notify_alarm_rule_fired", "rule", "fired_ns"),)
+
+
+class NotifyFlood(Base):
+    """Many alarms of one rule within a minute: one summary per recipient instead of an SMS each."""
+
+    __tablename__ = "notify_flood"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    drill: Mapped[bool] = mapped_column(Boolean)
+    severity: Mapped[str] = mapped_column(String(8), doc="the worst of its alarms")
+    opened_ns: Mapped[int] = mapped_column(BigInteger)
+    last_ns: Mapped[int] = mapped_column(BigInteger, doc="when its latest alarm fired")
+    count: Mapped[int] = mapped_column(Integer, doc="alarms folded into it")
+    sites: Mapped[str] = mapped_column(Text, doc="the sites of its alarms, comma-separated, in order of arrival")
+    closed_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True, doc="when its last alarm resolved")
+
+    __table_args__ = (Index("ix_notify_flood_rule", "rule", "drill", "last_ns"),)
 
 
 class Notification(Base):
@@ -46,15 +81,18 @@ class Notification(Base):
     __tablename__ = "notification"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    alarm_id: Mapped[int] = mapped_column(Integer)
+    alarm_id: Mapped[int] = mapped_column(Integer, doc="the alarm it is about; 0 for a flood's summary")
     cause: Mapped[str] = mapped_column(String(40), doc="alarm_id.seq, with +r<n> or +l<n> for reminders and levels")
-    kind: Mapped[str] = mapped_column(String(12), doc="alert, reminder, escalation or all_clear")
+    kind: Mapped[str] = mapped_column(
+        String(12), doc="alert, update, reminder, escalation, summary, all_clear or summary_clear")
     level: Mapped[int] = mapped_column(Integer)
     person: Mapped[str] = mapped_column(String(64))
     address: Mapped[str] = mapped_column(String(64), doc="phone number")
     text: Mapped[str] = mapped_column(Text)
     drill: Mapped[bool] = mapped_column(Boolean)
-    status: Mapped[str] = mapped_column(String(12), doc="queued, sent, muted or failed")
+    status: Mapped[str] = mapped_column(
+        String(12), doc="queued, sent, muted, failed, dropped (stale: acknowledged or cleared first) or folded "
+                        "(into a flood's summary)")
     silence_id: Mapped[int | None] = mapped_column(Integer, nullable=True, doc="the silence that muted it")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_ns: Mapped[int] = mapped_column(BigInteger)
@@ -64,6 +102,8 @@ class Notification(Base):
     delivery: Mapped[str] = mapped_column(String(12), default="", server_default="",
                                           doc="delivery report: '', delivered, failed, buffered, submitted")
     delivered_ns: Mapped[int | None] = mapped_column(BigInteger, nullable=True, doc="when the delivery report came")
+    severity: Mapped[str] = mapped_column(String(8), default="", server_default="",
+                                          doc="of what it tells: the send queue goes by severity, then age")
 
     __table_args__ = (
         UniqueConstraint("cause", "address", name="uq_notification_cause_address"),

@@ -101,12 +101,16 @@ def expire(engine: sa.Engine, silence_id: int, by: str, now_ns: int | None = Non
 def matching(conn: sa.Connection, *, site: str, room: str | None, device: str | None, rule: str,
              at_ns: int) -> SilenceView | None:
     """The silence in force at ``at_ns`` that mutes an alarm of ``rule`` on this place, if any."""
-    q = sa.select(_S).where(
-        _S.c.starts_ns <= at_ns, _S.c.ends_ns > at_ns,
-        sa.or_(_S.c.site.is_(None), _S.c.site == site),
-        sa.or_(_S.c.room.is_(None), _S.c.room == room) if room is not None else _S.c.room.is_(None),
-        sa.or_(_S.c.device.is_(None), _S.c.device == device) if device is not None else _S.c.device.is_(None),
-        sa.or_(_S.c.rule.is_(None), _S.c.rule == rule),
-    ).order_by(_S.c.id).limit(1)
-    row = conn.execute(q).first()
+    row = conn.execute(_MATCHING, {"site": site, "room": room, "device": device, "rule": rule, "at": at_ns}).first()
     return _view(row) if row is not None else None
+
+
+# Built once: the notifier asks for every message. A matcher the alarm lacks (room or device
+# None) compares with NULL, which is never true, so only silences without that matcher match.
+_MATCHING = sa.select(_S).where(
+    _S.c.starts_ns <= sa.bindparam("at"), _S.c.ends_ns > sa.bindparam("at"),
+    sa.or_(_S.c.site.is_(None), _S.c.site == sa.bindparam("site")),
+    sa.or_(_S.c.room.is_(None), _S.c.room == sa.bindparam("room")),
+    sa.or_(_S.c.device.is_(None), _S.c.device == sa.bindparam("device")),
+    sa.or_(_S.c.rule.is_(None), _S.c.rule == sa.bindparam("rule")),
+).order_by(_S.c.id).limit(1)

@@ -63,7 +63,7 @@ def test_apprise_url_carries_the_alert_to_the_phone(stack: Stack, gateway: FakeG
         wait_for(lambda: gateway.requests, 15, "Apprise to post to the fake gateway")
         [(path, body)] = gateway.requests
         assert path == f"/sms/{PHONES['chief-S02']}"
-        assert body["message"].startswith("【考务告警】S02 中关村中学 保密室市电中断")
+        assert body["message"].startswith("【考务告警】紧急 S02 中关村中学 保密室市电中断")
         wait_for(lambda: [r["status"] for r in notifications(stack)] == ["sent"], 10, "the row marked sent")
         assert notifications(stack)[0]["result"] == "apprise: accepted"
     finally:

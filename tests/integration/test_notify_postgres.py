@@ -61,13 +61,14 @@ def test_outbox_escalation_and_silences_on_postgresql(pg_url: str) -> None:
         assert again.queued == []
         with writing(store) as conn:
             planner.due(conn, 7, T0 + 300 * S)
+            conn.execute(sa.update(_N).where(_N.c.status == "queued").values(status="sent"))  # as the sender would
         s = silences.create(store, site="S03", ends_ns=T0 + 10_000 * S, by="王", now_ns=T0 + 301 * S)
         with writing(store) as conn:
             planner.apply(conn, tr(2, "resolved"), T0 + 400 * S)
         with store.connect() as conn:
             rows = [(r.kind, r.status, r.silence_id) for r in conn.execute(sa.select(_N).order_by(_N.c.id))]
         # The alert; at +300 s the day desk's two phones (escalation) and a reminder to all three told;
-        # the all-clear to the same three, muted by the silence and kept.
+        # the all-clear to the same three (all were sent a message), muted by the silence and kept.
         assert [r[0] for r in rows] == ["alert", *["escalation"] * 2, *["reminder"] * 3, *["all_clear"] * 3]
         assert {r[1:] for r in rows if r[0] == "all_clear"} == {("muted", s.id)}
         assert [v.id for v in silences.list_silences(store, now_ns=T0 + 500 * S)] == [s.id]

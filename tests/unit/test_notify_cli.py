@@ -16,7 +16,7 @@ def test_check_accepts_the_shipped_roster_and_names_the_line_of_a_bad_one(tmp_pa
     ok = runner.invoke(app, ["check", str(ROOT / "config" / "roster.yaml"), "--inventory",
                              str(ROOT / "config" / "district.yaml")])
     assert ok.exit_code == 0, ok.output
-    assert "27 people, 25 routes, 26 labels: OK" in ok.output
+    assert "27 people, 25 routes, 28 labels: OK" in ok.output
     bad = tmp_path / "roster.yaml"
     bad.write_text("people:\n  - {id: a, name: A, phones: ['123456']}\nroutes:\n  - {name: r, level: 0, people: [a]}\n")
     out = runner.invoke(app, ["check", str(bad)])
@@ -27,7 +27,8 @@ def test_check_accepts_the_shipped_roster_and_names_the_line_of_a_bad_one(tmp_pa
 
 def test_silence_add_list_expire_and_status(tmp_path: Path) -> None:
     config = tmp_path / "examwatch.toml"
-    config.write_text(f'mode = "demo"\n[store]\nurl = "sqlite:///{tmp_path}/state.db"\n')
+    config.write_text(f'mode = "demo"\n[store]\nurl = "sqlite:///{tmp_path}/state.db"\n'
+                      f'[notify]\nstore_url = "sqlite:///{tmp_path}/notify.db"\n')
     add = runner.invoke(app, ["--config", str(config), "silence", "add", "--site", "S03", "--room", "VAULT",
                               "--minutes", "90", "--maintenance", "--by", "王老师", "--comment", "电路检修"])
     assert add.exit_code == 0, add.output
@@ -42,3 +43,6 @@ def test_silence_add_list_expire_and_status(tmp_path: Path) -> None:
     expired = runner.invoke(app, ["--config", str(config), "silence", "expire", "1", "--by", "李"])
     assert "ended early by 李" in expired.output
     assert runner.invoke(app, ["--config", str(config), "silence", "list"]).output == ""
+    # Silences live in the notifier's own store, where it reads them; the shared store has none.
+    assert not (tmp_path / "state.db").exists()
+    assert (tmp_path / "notify.db").exists()
