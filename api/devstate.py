@@ -15,12 +15,14 @@ statements, 20 ms apart, leave room for the requests (bench.api: p99 from 160–
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from examwatch import liveness
 from examwatch.influx import Influx
 from examwatch.kinds import KINDS
 
@@ -58,16 +60,22 @@ def _by_device(result: dict[str, Any], column: str) -> dict[str, tuple[int, Any]
 
 
 def combine(telemetry: dict[str, tuple[int, Any]], status: dict[str, tuple[int, Any]], now_ns: int,
-            offline_after_s: int) -> dict[str, DeviceState]:
-    """Device states from the last telemetry (time, skew) and the last status (time, online) per device."""
+            offline_after_s: float, timeouts: Mapping[str, float] | None = None) -> dict[str, DeviceState]:
+    """Device states from the last telemetry (time, skew) and the last status (time, online) per device.
+
+    Online is :func:`examwatch.liveness.reporting` with the device's absence timeout from the rules
+    (``timeouts``), or ``offline_after_s`` for a device no absence rule watches."""
     out: dict[str, DeviceState] = {}
+    timeouts = timeouts or {}
     for device in telemetry.keys() | status.keys():
         seen_ns, skew = telemetry.get(device, (None, None))
         status_ns, status_online = status.get(device, (None, None))
-        received_ns = None if seen_ns is None else seen_ns + int(skew or 0) * 1_000_000
-        recent = received_ns is not None and now_ns - received_ns <= offline_after_s * 1_000_000_000
+        received_s = None if seen_ns is None else (seen_ns + int(skew or 0) * 1_000_000) / 1e9
         said_offline = status_online is False and status_ns is not None and (seen_ns is None or status_ns >= seen_ns)
-        out[device] = DeviceState(seen_ns, skew, status_online, status_ns, recent and not said_offline)
+        # Never heard within the lookback: offline (the API was not listening from a start of its own).
+        online = liveness.reporting(received_s, said_offline, timeouts.get(device, offline_after_s), now_ns / 1e9,
+                                    listening_since_s=-math.inf)
+        out[device] = DeviceState(seen_ns, skew, status_online, status_ns, online)
     return out
 
 
@@ -80,13 +88,15 @@ class DeviceStates:
     """
 
     def __init__(self, influx: Influx, sites: Callable[[], list[str]], offline_after_s: int, lookback_h: int,
-                 cache_s: float, clock: Callable[[], int] = time.time_ns) -> None:
+                 cache_s: float, clock: Callable[[], int] = time.time_ns,
+                 timeouts: Callable[[], Mapping[str, float]] = dict) -> None:
         self._influx = influx
         self._sites = sites
         self._offline_after_s = offline_after_s
         self._lookback_ns = lookback_h * 3600 * 1_000_000_000
         self._cache_ns = int(cache_s * 1e9)
         self._clock = clock
+        self._timeouts = timeouts
         self._lock = threading.Lock()
         self._flag_lock = threading.Lock()
         self._refreshing = False
@@ -103,7 +113,7 @@ class DeviceStates:
             results = self._influx.query(QUERY, {"site": site, "since": now - self._lookback_ns}, epoch="ns")
             telemetry.update(_by_device(results[0], "skew_ms"))
             status.update(_by_device(results[1], "online"))
-        self._states, self._at_ns = combine(telemetry, status, now, self._offline_after_s), now
+        self._states, self._at_ns = combine(telemetry, status, now, self._offline_after_s, self._timeouts()), now
 
     def _refresh_in_background(self) -> None:
         try:

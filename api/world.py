@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,9 +20,10 @@ from api.guesses import Guesses
 from api.problems import OnDisk, validate_with
 from api.publisher import Publisher
 from examwatch import inventory as inventory_mod
+from examwatch import liveness
 from examwatch import roster as roster_mod
 from examwatch import timetable as timetable_mod
-from examwatch.clock import WALL, Clock
+from examwatch.clock import WALL, Clock, now_ns
 from examwatch.datafile import DataFileError
 from examwatch.influx import Influx
 from examwatch.inventory import Inventory
@@ -43,6 +46,7 @@ def write_yaml(path: Path, data: Any) -> None:
     Path(tmp).replace(path)
 
 T = TypeVar("T")
+log = logging.getLogger("examwatch.api")
 
 
 @dataclass
@@ -64,11 +68,25 @@ class World:
             self.publisher = Publisher(self.settings)
         a = self.settings.api
         self.guesses = Guesses(self.clock, a.page_guesses, a.page_guess_window_s)
+        self.timeouts: dict[str, float] = {}
+        self.refresh_timeouts()
+
+    def refresh_timeouts(self) -> None:
+        """Each device's absence timeout from the rules files, so the wall calls a device offline when
+        the rules engine would (examwatch.liveness); a broken rules directory keeps the last ones."""
+        try:
+            self.timeouts = liveness.absence_timeouts(rulebook.load_dir(self.settings.rules.rules_dir), self.inventory)
+        except DataFileError as exc:
+            log.warning("device timeouts not read from the rules files, keeping the last: %s", exc)
 
     @property
     def notify(self) -> sa.Engine:
         """The notifier's store: short codes, the outbox with its delivery reports, SMS replies."""
         return self.notify_store if self.notify_store is not None else self.store
+
+    def now(self) -> datetime:
+        """The time on the API's clock (a drill clock in a compressed drill), as an aware datetime."""
+        return datetime.fromtimestamp(self.clock.now(), UTC)
 
     @property
     def secret(self) -> str:
@@ -86,13 +104,14 @@ class World:
         a = settings.api
         inv = inventory_mod.load(settings.inventory)
         world: World
+        clock = settings.clock.make()
         states = DeviceStates(influx, lambda: [s.id for s in world.inventory.sites], a.offline_after_s, a.lookback_h,
-                              a.status_cache_s)
+                              a.status_cache_s, clock=lambda: now_ns(clock), timeouts=lambda: world.timeouts)
         store = open_store(settings.store.url)
         own = settings.notify_store_url != settings.store.url
         notify_store = open_store(settings.notify_store_url) if own else None
         world = cls(settings, config_path, store, influx, inv, timetable_mod.load(settings.timetable), states,
-                    settings.clock.make(), notify_store)
+                    clock, notify_store)
         return world
 
     def replace_inventory(self, inv: Inventory) -> None:
@@ -110,6 +129,7 @@ class World:
                                      f"{', '.join(sorted(named - kept))}; change the roster first")
             write_yaml(self.settings.inventory, inv.model_dump(mode="json", exclude_defaults=True))
             self.inventory = inv
+        self.refresh_timeouts()
 
     def replace_timetable(self, tt: Timetable) -> None:
         """Write ``tt`` to the timetable file and serve it from now on."""
@@ -131,6 +151,7 @@ class World:
             others = {p.stem: _on_disk(rulebook.load_file, p) for p in paths}
             rulebook.combine({**others, kind: rules}, directory)
             write_yaml(directory / f"{kind}.yaml", rules.model_dump(mode="json", by_alias=True, exclude_defaults=True))
+        self.refresh_timeouts()
 
     def roster(self) -> Roster:
         """The duty roster as on disk (its sites are checked against the inventory when it is

@@ -75,6 +75,7 @@ class ApiStack(Stack):
     def write_config(self) -> None:
         super().write_config()
         self.store_url = f"sqlite:///{self.root / 'store.db'}"
+        self.notify_store_url = f"sqlite:///{self.root / 'notify.db'}"  # the notifier's own, as deployed
         self.timetable_path = self.root / "timetable.yaml"
         start = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
         self.paper = "t-chinese"
@@ -95,11 +96,13 @@ class ApiStack(Stack):
         doc = tomllib.loads(self.config.read_text())
         doc.update(timetable=str(self.timetable_path), store={"url": self.store_url}, api=api,
                    rules={"rules_dir": str(self.rules_dir), "restart_grace_s": 0, "tick_s": 0.2},
-                   notify={"roster": str(self.roster_path), "state_dir": str(self.root / "notify")})
+                   notify={"roster": str(self.roster_path), "state_dir": str(self.root / "notify"),
+                           "store_url": self.notify_store_url})
         self.config.write_text(_toml(doc))
 
     def start_api(self) -> None:
         self.store = open_store(self.store_url)
+        self.notes = open_store(self.notify_store_url)
         self.tokens = {role: create_token(self.store, f"test-{role.value}", role, "test")[1] for role in Role}
         self.server = ApiProcess(self.root / "logs", self.config, self.api_port)
         self.server.start(timeout=30)
@@ -130,7 +133,7 @@ class ApiStack(Stack):
             a = lifecycle.get(conn, alarm_id)
         now = time.time_ns()
         na, n = NotifyAlarm.__table__, Notification.__table__
-        with writing(self.store) as conn:
+        with writing(self.notes) as conn:
             if conn.execute(sa.select(na.c.alarm_id).where(na.c.alarm_id == alarm_id)).first() is None:
                 conn.execute(sa.insert(na).values(
                     alarm_id=alarm_id, seq=a.seq, rule=a.rule, site=a.site, subject=a.subject,

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
 
 from examwatch import timetable as timetable_mod
@@ -23,6 +22,7 @@ from examwatch.cli import (
     start_logging,
     store_or_exit,
 )
+from examwatch.clock import now_ns
 from examwatch.rulebook import files as rulesfile
 from examwatch.store import lifecycle
 from examwatch.store.lifecycle import AlarmError, AlarmView
@@ -93,11 +93,12 @@ def resolve(
 
 
 def _step(
-    step: Callable[[sa.Engine, int, str, str], AlarmView], ctx: typer.Context, alarm_id: int, by: str, comment: str
+    step: Callable[..., AlarmView], ctx: typer.Context, alarm_id: int, by: str, comment: str
 ) -> None:
-    """Take one lifecycle step from the command line and show the alarm after it."""
+    """Take one lifecycle step from the command line, stamped on the settings' clock, and show the alarm after it."""
+    at_ns = now_ns(settings_or_exit(ctx.obj).clock.make())
     try:
-        typer.echo(_show(step(store_or_exit(ctx.obj), alarm_id, by, comment)))
+        typer.echo(_show(step(store_or_exit(ctx.obj), alarm_id, by, comment, at_ns=at_ns)))
     except AlarmError as exc:
         fail(str(exc))
 

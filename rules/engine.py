@@ -26,6 +26,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from examwatch import liveness
 from examwatch.alarm import AlarmTransition
 from examwatch.kinds import Channel
 from examwatch.rulebook.configs import DeviceScoped
@@ -64,7 +65,7 @@ class Committed:
 
 def build(ruleset: RuleSet, world: World) -> list[Rule[Any]]:
     """A runner per configured rule, in evaluation order (site silence before device absence)."""
-    world.timeouts.clear()
+    world.timeouts = liveness.absence_timeouts(ruleset, world.inventory)
     rules = [RULE_TYPES[cfg.type].runner(cfg, kind, world) for kind, cfg in ruleset.rules]
     return sorted(rules, key=lambda r: r.PRIORITY)
 

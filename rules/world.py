@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import NamedTuple
 
+from examwatch import liveness
 from examwatch.inventory import Device, DeviceRef, Inventory, RoomType
 from examwatch.timetable import JAMMER_LEAD, Paper, Timetable
 
-DEFAULT_TIMEOUT_S = 60.0
 TRANSPORT_EVERY = 256  # reports between two estimates of the transport's share of offsets
 TRANSPORT_MIN_DEVICES = 16  # devices whose offsets make that estimate
 
@@ -113,7 +113,7 @@ class World:
                          for what in ("session", "jammers")}
 
     def timeout(self, device: str) -> float:
-        return self.timeouts.get(device, DEFAULT_TIMEOUT_S)
+        return self.timeouts.get(device, liveness.DEFAULT_TIMEOUT_S)
 
     def heard(self, ref: DeviceRef, now: float, drill: bool, lwt_offline: bool = False) -> bool:
         """Record a message from ``ref``; True when the device's liveness record changed much
@@ -243,11 +243,9 @@ class World:
         judged at :meth:`silence_now`)."""
         if now < self.started_s + self.grace_s:
             return True
-        t = self.silence_now(now)
         s = self.seen.get(device)
-        if s is None:
-            return t < self.started_s + self.timeout(device)
-        return not s.lwt_offline and t - s.last_s < self.timeout(device)
+        return liveness.reporting(None if s is None else s.last_s, s is not None and s.lwt_offline,
+                                  self.timeout(device), self.silence_now(now), self.started_s)
 
     def in_session(self, site: str, now: float) -> Paper | None:
         return self._when("session", site, now)

@@ -60,7 +60,7 @@ def list_devices(
 def get_device(world: WorldDep, _: Viewer, device_id: str = DeviceIdPath) -> DeviceDetail:
     """Online state, last seen, clock skew and the fields of its last telemetry point."""
     ref = device_or_404(world, device_id)
-    since = datetime.now(UTC) - timedelta(hours=world.settings.api.lookback_h)
+    since = world.now() - timedelta(hours=world.settings.api.lookback_h)
     rows = world.influx.rows(_LATEST.format(kind=ref.kind),
                              {"device": ref.id, "since": int(since.timestamp() * 1e9)})
     latest: dict[str, Any] | None = None
@@ -88,7 +88,7 @@ def telemetry_history(
     if field not in fields:
         raise Unprocessable("query.field", f"{ref.kind} telemetry has no field {field!r}; it has "
                                             + ", ".join(sorted(fields)))
-    end = _aware(end) if end is not None else datetime.now(UTC)
+    end = _aware(end) if end is not None else world.now()
     start = _aware(start) if start is not None else end - timedelta(hours=1)
     if start < _EPOCH or end > _LAST:
         raise Unprocessable("query.start" if start < _EPOCH else "query.end", "must lie between 1970 and 2261")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import anyio.to_thread
@@ -72,7 +71,7 @@ def _colours(world: World) -> dict[str, dict[str, Any]]:
     except InfluxUnavailable:
         return {}
     with world.store.connect() as conn:
-        r = Rollup(world.inventory, world.timetable, states, conn, datetime.now(UTC))
+        r = Rollup(world.inventory, world.timetable, states, conn, world.now())
         sites = [r.site(s) for s in world.inventory.sites]
     return {s.id: {"site": s.id, "status": s.status, "reasons": s.reasons} for s in sites}
 

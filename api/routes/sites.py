@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import cast
 
 import anyio.to_thread
@@ -35,7 +34,7 @@ def site_or_404(world: World, site_id: str) -> Site:
 def rollup(world: World, site: str | None = None) -> Rollup:
     states = world.states.snapshot()
     with world.store.connect() as conn:
-        return Rollup(world.inventory, world.timetable, states, conn, datetime.now(UTC), site)
+        return Rollup(world.inventory, world.timetable, states, conn, world.now(), site)
 
 
 class _Answers:
@@ -75,7 +74,7 @@ class _Answers:
             body = self._bodies.get(name)
         if body is None:
             with world.store.connect() as conn:
-                body = build(Rollup(world.inventory, world.timetable, states, conn, datetime.now(UTC)))
+                body = build(Rollup(world.inventory, world.timetable, states, conn, world.now()))
             with self._lock:
                 if key == self._key:
                     self._bodies[name] = body

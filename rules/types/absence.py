@@ -98,9 +98,7 @@ class AbsenceRule(Rule[AbsenceConfig]):
                         "site" if self.site_scope else kind, ", ".join(unknown))
         if self.site_scope:
             world.site_timeout_s = cfg.timeout_s
-        else:
-            for d in self.subjects:
-                world.timeouts[d] = cfg.overrides.get(d, cfg.timeout_s)
+        # A device's own timeout is in world.timeouts, from examwatch.liveness, the same as the API's.
 
     def timeout(self, subject: str) -> float:
         return self.cfg.overrides.get(subject, self.cfg.timeout_s)

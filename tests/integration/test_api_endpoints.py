@@ -296,7 +296,7 @@ def test_silences_and_the_notification_outbox(api: ApiStack) -> None:
     alarm = api.open_alarm("S02-VAULT-PWR1", "power_mains_lost", severity=Severity.CRITICAL)
     table = Notification.__table__
     now = time.time_ns()
-    with writing(api.store) as conn:  # as the notifier writes its outbox
+    with writing(api.notes) as conn:  # as the notifier writes its outbox (its own store)
         for i, status in enumerate(("sent", "failed")):
             conn.execute(sa.insert(table).values(
                 alarm_id=alarm, cause=f"{alarm}.1", kind="alert", level=1, person=f"p{i}", address=f"1380000000{i}",

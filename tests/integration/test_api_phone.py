@@ -70,7 +70,7 @@ def reply_and_wait(kannel: Kannel, number: str, text: str) -> str:
 
 
 def replies(api: ApiStack, sender: str) -> list[Any]:
-    with api.store.connect() as conn:
+    with api.notes.connect() as conn:
         return list(conn.execute(sa.select(_R).where(_R.c.sender == sender).order_by(_R.c.id)))
 
 
@@ -209,7 +209,7 @@ def test_delivery_reports_are_recorded_once_final(api: ApiStack, phone: Kannel) 
         return httpx.get(f"{api.url}/sms/dlr", params={"n": nid, "t": t, "k": k})
 
     def delivery() -> tuple[str, int | None]:
-        with api.store.connect() as conn:
+        with api.notes.connect() as conn:
             row = conn.execute(sa.select(_N.c.delivery, _N.c.delivered_ns).where(_N.c.id == n)).one()
         return row.delivery, row.delivered_ns
 
