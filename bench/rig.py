@@ -87,6 +87,21 @@ class Soak:
         return 60 * sum((t - mt) * (kb - mk) for t, kb in pts) / var if var else 0.0
 
 
+def settle(count: Callable[[], int], expected: int, idle_s: float, interval: float) -> tuple[int, float]:
+    """Poll ``count`` until it reaches ``expected`` or stops growing for ``idle_s``; (count, when)."""
+    seen, seen_at = -1, time.monotonic()
+    while True:
+        asked = time.monotonic()
+        n = count()
+        if n >= expected:
+            return n, asked
+        if n != seen:
+            seen, seen_at = n, asked
+        elif asked - seen_at > idle_s:
+            return n, seen_at
+        time.sleep(interval)
+
+
 class Rig:
     """Servers and ingest for a whole benchmark run, under ``root``; ``close()`` stops everything."""
 
@@ -166,26 +181,12 @@ class Rig:
         polled until each publisher's last message is in, and only then everything is counted.
         """
         span = expected + self.publishers
-        when = self._settle(lambda: self.points(base, span, SENTINEL_KIND), sentinels, idle_s, 0.05)[1]
+        when = settle(lambda: self.points(base, span, SENTINEL_KIND), sentinels, idle_s, 0.05)[1]
         n = self.points(base, span)
         if n >= expected:
             return n, when
-        return self._settle(lambda: self.points(base, span), expected, idle_s, 0.25)
+        return settle(lambda: self.points(base, span), expected, idle_s, 0.25)
 
-    @staticmethod
-    def _settle(count: Callable[[], int], expected: int, idle_s: float, interval: float) -> tuple[int, float]:
-        """Poll ``count`` until it reaches ``expected`` or stops growing for ``idle_s``; (count, when)."""
-        seen, seen_at = -1, time.monotonic()
-        while True:
-            asked = time.monotonic()
-            n = count()
-            if n >= expected:
-                return n, asked
-            if n != seen:
-                seen, seen_at = n, asked
-            elif asked - seen_at > idle_s:
-                return n, seen_at
-            time.sleep(interval)
 
     @staticmethod
     def _start_publishers(children: contextlib.ExitStack, specs: list[PublishSpec]) -> list[Child]:
