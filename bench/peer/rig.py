@@ -84,9 +84,13 @@ class PeerRig:
         self.influx_server = InfluxServer(root / "influxd")
         self.influx_server.start()
         overrides = {"batch_latency_ms": 200, "stats_interval_s": 10.0}  # production values
-        self.stack = Stack(root / "stack", self.influx_server, "peer_examwatch", ingest_overrides=overrides,
-                           inventory_file=inventory)
-        self.stack.mosquitto.start()
+        try:
+            self.stack = Stack(root / "stack", self.influx_server, "peer_examwatch", ingest_overrides=overrides,
+                               inventory_file=inventory)
+            self.stack.mosquitto.start(timeout=300)  # a province's password file takes a while to read
+        except BaseException:
+            self.influx_server.stop()
+            raise
         self.broker = Broker("127.0.0.1", self.stack.mqtt_port, self.stack.secret)
         self.sites = tuple(s.id for s in self.stack.inventory.sites)
         self._cursor_ms = time.time_ns() // 1_000_000 - _START_OFFSET_MS
@@ -172,7 +176,7 @@ class PeerRig:
                 pubs = [children.enter_context(start_publisher(spec, f"publisher {i}"))
                         for i, spec in enumerate(self._specs(qos, messages, base))]
                 for p in pubs:
-                    p.wait_ready()
+                    p.wait_ready(timeout=600)  # a province's publisher loads 100k devices and 752 connections
                 pids |= {"mosquitto": _pid(self.stack.mosquitto), "influxd": _pid(self.influx_server)}
                 pids |= {f"publisher-{i}": p.pid for i, p in enumerate(pubs)}
                 cpu0 = {k: procstat.cpu_seconds(pid) for k, pid in pids.items()}
