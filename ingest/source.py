@@ -230,6 +230,9 @@ class Subscriber:
             head, b = buf[pos], buf[pos + 1]
             if b < 0x80:
                 i, end = pos + 2, pos + 2 + b
+            elif pos + 2 < n and buf[pos + 2] < 0x80:  # 128 B to 16 KiB: most telemetry
+                i = pos + 3
+                end = i + ((b & 0x7F) | (buf[pos + 2] << 7))
             else:
                 got = wire.read_varint(buf, pos + 1)
                 if got is None:
