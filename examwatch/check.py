@@ -96,11 +96,13 @@ class Accepted:
 class MessageCheck:
     """Judges messages against the device kinds, the inventory and the limits; routes are cached per topic."""
 
-    def __init__(self, devices: Devices, limits: Limits | None = None) -> None:
+    def __init__(self, devices: Devices, limits: Limits | None = None, *, cache_routes: bool = True) -> None:
+        """``cache_routes``: keep each valid topic's route (ingest keeps its own, slimmer)."""
         self.devices = devices
         self.limits = limits or Limits()
         self._max_offset_ms = self.limits.max_clock_offset_s * 1000
         self._routes: dict[str, Route] = {}
+        self._cache = cache_routes
 
     def check(self, topic: str, payload: bytes, recv_ms: int) -> Accepted | None:
         """The accepted message, or None for a service topic; raises ``Refused`` with the first fault."""
@@ -155,7 +157,9 @@ class MessageCheck:
                 Reason.TOPIC_MISMATCH,
                 f"inventory has {ref.id} as a {ref.kind} at {ref.site}, topic says {parts.kind} at {parts.site}",
             )
-        route = self._routes[topic] = Route(ref, kind, channel, kind.measurement(channel))
+        route = Route(ref, kind, channel, kind.measurement(channel))
+        if self._cache:
+            self._routes[topic] = route
         return route
 
     def _refused(self, topic: str, reason: Reason, detail: str) -> Refused:

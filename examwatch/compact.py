@@ -3,14 +3,14 @@
 Checking an inventory needs YAML and a pydantic model per site, room and device: 30 MB and more
 for a province, which a process that only needs "which site, kind and room is device X" should
 not carry for its whole life. So the YAML is checked and compiled once, in a child process
-(``python -m examwatch.compact SOURCE OUT``), into a small JSON file named by the source's
+(``python -m examwatch.compact SOURCE OUT``), into a small text file named by the source's
 SHA-256; a worker finds the file its inventory compiles to, or builds it, and loads only ids:
 
-    {"format": 1, "source_sha256": "…", "district": "…", "kinds": […], "sites": […], "rooms": […],
-     "devices": [["S01-R01-CAM1", kind, site, room], …]}   # kind, site, room: indexes
+    {"format": 2, "source_sha256": "…", "district": "…", "kinds": […], "sites": […], "rooms": […]}
+    S01-R01-CAM1<TAB>kind<TAB>site<TAB>room          # one line per device; kind, site, room: indexes
 
-Held in memory, a device is its id and one small integer; its ``DeviceRef`` (with the InfluxDB
-tag set) is made when a message first names it.
+It is read line by line, so loading holds no more than the result. Held in memory, a device is
+its id and one integer; its ``DeviceRef`` (with the InfluxDB tag set) is made when asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from examwatch.lineproto import escape_tag
 if TYPE_CHECKING:
     from examwatch.inventory import Inventory
 
-FORMAT = 1
+FORMAT = 2
 
 
 class CompactError(Exception):
@@ -53,47 +54,51 @@ def tags(site: str, room: str, kind: str, device: str) -> str:
 
 
 def compile_inventory(inventory: Inventory, source_sha256: str = "") -> bytes:
-    """The compact form of a checked inventory, as JSON bytes."""
+    """The compact form of a checked inventory (a JSON header line, then one line per device)."""
     kinds: dict[str, int] = {}
     rooms: dict[str, int] = {}
-    devices: list[list[Any]] = []
+    lines: list[str] = []
     for i, site in enumerate(inventory.sites):
         for d in site.devices:
             k = kinds.setdefault(d.kind.value, len(kinds))
-            devices.append([d.id, k, i, rooms.setdefault(d.room, len(rooms))])
-    doc = {
+            lines.append(f"{d.id}\t{k}\t{i}\t{rooms.setdefault(d.room, len(rooms))}\n")
+    header = {
         "format": FORMAT,
         "source_sha256": source_sha256,
         "district": inventory.district,
         "kinds": list(kinds),
         "sites": [s.id for s in inventory.sites],
         "rooms": list(rooms),
-        "devices": devices,
     }
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    return (json.dumps(header, ensure_ascii=False, separators=(",", ":")) + "\n" + "".join(lines)).encode()
 
 
 class CompactInventory:
     """Devices by id, as the message check needs them (``get``), from a compiled file."""
 
-    def __init__(self, doc: dict[str, Any]) -> None:
-        if doc.get("format") != FORMAT:
-            raise CompactError(f"compact inventory format {doc.get('format')!r}, expected {FORMAT}")
-        self.district: str = doc["district"]
-        self._kinds: list[str] = [sys.intern(k) for k in doc["kinds"]]
-        self.site_ids: list[str] = [sys.intern(s) for s in doc["sites"]]
-        self._rooms: list[str] = [sys.intern(r) for r in doc["rooms"]]
+    def __init__(self, header: dict[str, Any], lines: Iterable[str]) -> None:
+        if header.get("format") != FORMAT:
+            raise CompactError(f"compact inventory format {header.get('format')!r}, expected {FORMAT}")
+        self.district: str = header["district"]
+        self._kinds: list[str] = [sys.intern(k) for k in header["kinds"]]
+        self.site_ids: list[str] = [sys.intern(s) for s in header["sites"]]
+        self._rooms: list[str] = [sys.intern(r) for r in header["rooms"]]
         self.sites = frozenset(self.site_ids)
         nk, nr = len(self._kinds), len(self._rooms)
         self._nk, self._nr = nk, nr
         # One int per device: (site × rooms + room) × kinds + kind.
-        self._devices: dict[str, int] = {d[0]: (d[2] * nr + d[3]) * nk + d[1] for d in doc["devices"]}
+        devices: dict[str, int] = {}
+        for line in lines:
+            device, k, s, r = line.split("\t")
+            devices[device] = (int(s) * nr + int(r)) * nk + int(k)
+        self._devices = devices
 
     @classmethod
     def read(cls, path: Path) -> CompactInventory:
-        """Load a compiled file."""
+        """Load a compiled file, line by line."""
         try:
-            return cls(json.loads(path.read_bytes()))
+            with path.open(encoding="utf-8") as f:
+                return cls(json.loads(f.readline()), f)
         except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
             raise CompactError(f"{path}: not a compact inventory: {exc}") from None
 
@@ -125,7 +130,7 @@ def ensure(source: Path, cache_dir: Path) -> CompactInventory:
     """The compact form of the inventory ``source``, compiled in a child process unless a file
     compiled from the same bytes is in ``cache_dir``; ``CompactError`` names the fault."""
     digest = _sha256(source)
-    out = cache_dir / f"inventory-{digest[:20]}.json"
+    out = cache_dir / f"inventory-{digest[:20]}.v{FORMAT}.txt"
     if not out.exists():
         cache_dir.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(  # noqa: S603 - this interpreter, our module, paths from the settings
@@ -133,7 +138,7 @@ def ensure(source: Path, cache_dir: Path) -> CompactInventory:
             capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise CompactError(done.stderr.strip() or f"compiling {source} failed ({done.returncode})")
-        for stale in cache_dir.glob("inventory-*.json"):
+        for stale in cache_dir.glob("inventory-*"):
             if stale != out:
                 stale.unlink(missing_ok=True)
     return CompactInventory.read(out)
@@ -154,7 +159,7 @@ def main(argv: list[str]) -> int:
     from examwatch.datafile import DataFileError  # noqa: PLC0415 - see _compile_file
 
     if len(argv) != 2:
-        print("usage: python -m examwatch.compact INVENTORY.yaml OUT.json", file=sys.stderr)
+        print("usage: python -m examwatch.compact INVENTORY.yaml OUT.txt", file=sys.stderr)
         return 2
     try:
         _compile_file(Path(argv[0]), Path(argv[1]))

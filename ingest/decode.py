@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from examwatch import lineproto, topics
 from examwatch.check import Accepted, Devices, Limits, MessageCheck, Refused
@@ -29,14 +29,15 @@ _PAYLOAD_KEPT = 512
 _SERVICE_PREFIX = f"{topics.ROOT}/_".encode()
 
 
-@dataclass(frozen=True, slots=True)
-class _Series:
-    """A topic whose payloads the compiled check may accept, with its series preformatted."""
+class _Series(NamedTuple):
+    """A topic whose payloads the compiled check may accept, with its series preformatted.
+
+    Kept for every device topic that carried a valid message (about 300 bytes each with its key),
+    so it holds only what the fast path reads."""
 
     decode: Callable[[bytes], FastStruct]
     device: str
-    plain: str  # "camera,device=…,kind=camera,room=R01,site=S01"
-    drill: str  # the same with ",drill=true"
+    head: str  # "camera,device=…,kind=camera,room=R01,site=S01"
 
 
 class Decoder:
@@ -47,7 +48,7 @@ class Decoder:
         """``devices`` by id (a dict or the compact inventory); ``sites``: every site id (by default
         the sites of ``devices.values()``), so a refusal under one of them is tagged with it."""
         limits = Limits(max_payload_bytes, max_clock_offset_s)
-        self.check = MessageCheck(devices, limits)
+        self.check = MessageCheck(devices, limits, cache_routes=False)
         if sites is None:
             if not isinstance(devices, dict):
                 raise TypeError("a compact inventory comes with its sites")
@@ -72,8 +73,8 @@ class Decoder:
                 ts, tag, limit = msg.ts, msg.EVENT_TAG, self._max_offset_ms
                 skew_ms = recv_ns // 1_000_000 - ts
                 if tag is not None and msg.device == series.device and -limit <= skew_ms <= limit:
-                    head = series.drill if msg.drill else series.plain
-                    return f"{head}{tag} {msg.lp()},skew_ms={skew_ms}i {ts * 1_000_000}".encode(), None
+                    head = series.head + ",drill=true" if msg.drill else series.head
+                    return f"{head}{tag} {msg.lp()}skew_ms={skew_ms}i {ts * 1_000_000}".encode(), None
         if key.startswith(_SERVICE_PREFIX):
             return None, None
         return self._checked(key, payload, recv_ns)
@@ -95,8 +96,7 @@ class Decoder:
             return lineproto.line(route.measurement, ref.tags, f"online={online}", self._unique_ns(recv_ns))
         decode = self._schema(route.kind, route.channel)
         if decode is not None:
-            plain = f"{route.measurement}{ref.tags}"
-            self._series[key] = _Series(decode, ref.id, plain, f"{plain},drill=true")
+            self._series[key] = _Series(decode, ref.id, f"{route.measurement}{ref.tags}")
         msg = accepted.msg
         tags = ref.tags + ",drill=true" if msg.drill else ref.tags
         event = msg.__dict__.get("event")  # events only; getattr on a pydantic model misses slowly

@@ -52,7 +52,7 @@ class FastStruct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     EVENT_TAG: ClassVar[str | None] = ""
 
     def lp(self) -> str:
-        """The InfluxDB field set of this payload (generated per schema)."""
+        """The InfluxDB field set of this payload with a trailing comma, or "" (generated per schema)."""
         raise NotImplementedError
 
 
@@ -168,7 +168,7 @@ def _formatter(model: type[BaseModel], env: dict[str, Any]) -> str:
             body += [f"        {ln}" for ln in lines]
         else:
             body += [f"    {ln}" for ln in lines]
-    body.append("    return ','.join(out)")
+    body.append("    return ','.join(out) + ',' if out else ''")
     return "\n".join(body)
 
 

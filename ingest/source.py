@@ -234,11 +234,7 @@ class Subscriber:
                 i = pos + 3
                 end = i + ((b & 0x7F) | (buf[pos + 2] << 7))
             else:
-                got = wire.read_varint(buf, pos + 1)
-                if got is None:
-                    break
-                i = got[1]
-                end = i + got[0]
+                i, end = _extent(buf, pos)
             if end > n:
                 break
             if head & 0xF0 == wire.PUBLISH:
@@ -274,3 +270,11 @@ class Subscriber:
             raise ConnectionLost(f"the broker disconnected us: {wire.reason_text(wire.parse_disconnect(body))}")
         elif kind not in (wire.PINGRESP, wire.CONNACK):
             log.debug("ignored packet type 0x%02X", head)
+
+
+def _extent(buf: bytes, pos: int) -> tuple[int, int]:
+    """Where the body of the packet at ``pos`` starts and ends; past ``len(buf)`` while incomplete."""
+    got = wire.read_varint(buf, pos + 1)
+    if got is None:
+        return len(buf), len(buf) + 1
+    return got[1], got[1] + got[0]

@@ -99,7 +99,7 @@ JSON_VALUES = st.one_of(
 )
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(sorted(KINDS)), channel=st.sampled_from(["telemetry", "event"]), seed=st.integers(0, 99),
        changes=st.dictionaries(st.text(min_size=1, max_size=20), JSON_VALUES, max_size=3),
        pick=st.lists(st.integers(0, 30), max_size=3), values=st.lists(JSON_VALUES, min_size=3, max_size=3),
@@ -135,3 +135,11 @@ def test_mutated_payloads_get_the_same_verdict_both_ways(
 ])
 def test_edge_encodings_get_the_same_verdict_both_ways(raw: bytes) -> None:
     _compare("camera", "telemetry", raw % (TS, DEVICE["camera"].encode()))
+
+
+def test_an_event_with_no_fields_but_its_type_gets_the_same_line() -> None:
+    payload = json.dumps({"ts": TS, "device": DEVICE["gate"], "event": "pass"}).encode()
+    line, reason = _compare("gate", "event", payload)
+    assert reason is None
+    assert line is not None
+    assert b",event=pass skew_ms=" in line
