@@ -106,7 +106,8 @@ def render(report: Report) -> str:
 
 
 def targets(report: Report) -> list[tuple[bool, str]]:
-    """Issue 16's targets for examwatch, each (met, what): every round must meet each."""
+    """Issue 16's targets for examwatch, each (met, what): every round must meet each (a ratio only
+    when both contenders ran)."""
     rss_limit = 64 if report.devices < 10_000 else 128
     out: list[tuple[bool, str]] = []
     for qos in (0, 1):
@@ -117,9 +118,11 @@ def targets(report: Report) -> list[tuple[bool, str]]:
         cpu = [t.contender_cpu_us for t in mine]
         rss = max(t.peak_rss_kb for t in mine) / 1024
         lost = sum(t.lost for t in mine)
+        if bare:
+            out.append((min(bare) >= 0.8, f"QoS {qos}: ≥ 0.8 × bare relay (min {min(bare):.2f})"))
+        if red:
+            out.append((min(red) >= 1.1, f"QoS {qos}: ≥ 1.1 × Node-RED (min {min(red):.2f})"))
         out += [
-            (bool(bare) and min(bare) >= 0.8, f"QoS {qos}: ≥ 0.8 × bare relay (min {min(bare, default=0):.2f})"),
-            (bool(red) and min(red) >= 1.1, f"QoS {qos}: ≥ 1.1 × Node-RED (min {min(red, default=0):.2f})"),
             (max(cpu) <= 30, f"QoS {qos}: ≤ 30 µs CPU per message (max {max(cpu):.1f})"),
             (rss <= rss_limit, f"QoS {qos}: peak RSS ≤ {rss_limit} MiB with {report.devices} devices ({rss:.1f})"),
             (lost == 0, f"QoS {qos}: nothing lost ({lost} lost)"),
