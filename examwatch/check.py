@@ -24,6 +24,7 @@ Service topics (``exam/v1/_…``) are not device messages: the check answers Non
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -103,6 +104,9 @@ class MessageCheck:
         self._max_offset_ms = self.limits.max_clock_offset_s * 1000
         self._routes: dict[str, Route] = {}
         self._cache = cache_routes
+        # pydantic-core's validator per (kind, channel): finding a TypeAdapter hashes the schema's
+        # annotated union, which costs more than validating a payload
+        self._validators: dict[tuple[str, Channel], Callable[[bytes], Envelope]] = {}
 
     def check(self, topic: str, payload: bytes, recv_ms: int) -> Accepted | None:
         """The accepted message, or None for a service topic; raises ``Refused`` with the first fault."""
@@ -118,8 +122,11 @@ class MessageCheck:
             if payload == topics.STATUS_OFFLINE:
                 return Accepted(route, None, False, 0)
             raise self._refused(topic, Reason.BAD_STATUS, "status must be 'online' or 'offline'")
+        validate = self._validators.get((route.kind.name, route.channel))
+        if validate is None:
+            validate = self._validators[route.kind.name, route.channel] = route.kind.validator(route.channel)
         try:
-            msg: Envelope = route.kind.validator(route.channel)(payload)
+            msg: Envelope = validate(payload)
         except ValidationError as exc:
             raise self._refused(topic, *classify(exc, payload)) from None
         return Accepted(route, msg, None, self.judge_envelope(topic, route, msg.device, msg.ts, recv_ms))
