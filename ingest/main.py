@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 HELP = """Consume exam/v1/# through the shared subscription $share/ingest, validate every message
@@ -23,6 +24,13 @@ A message is acknowledged only once its point is in InfluxDB or in the on-disk s
 or an InfluxDB outage loses nothing. Bad messages become `ingest_reject` records with their
 reason. Run several workers with different --worker names to split the load. SIGTERM flushes,
 acknowledges and disconnects. Prometheus metrics are served on ingest.metrics_port."""
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """The help as every examwatch command prints it: "Usage: …" first."""
+
+    def add_usage(self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, "Usage: " if prefix is None else prefix)
 
 
 def _fail(message: str, code: int) -> int:
@@ -57,7 +65,7 @@ def serve(config: Path | None, worker: str, log_level: str) -> int:
 def main(argv: list[str]) -> int:
     """``examwatch ingest [--config FILE] [--worker N] [--log-level LEVEL]``."""
     parser = argparse.ArgumentParser(prog="examwatch ingest", description=HELP,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=_Help)
     env = os.environ.get("EXAMWATCH_CONFIG")
     parser.add_argument("--config", "-c", type=Path, default=Path(env) if env else None,
                         help="settings TOML file (see config/examwatch.sample.toml); env EXAMWATCH_CONFIG")
