@@ -28,11 +28,12 @@ from bench.load import (
     start_counter,
     start_publisher,
 )
+from examwatch.kinds import KINDS
 from harness.servers import Influx as InfluxServer
 from harness.servers import wait_for
 from harness.stack import Stack
 
-KINDS_RE = "/^(gate|jammer|detector|camera|power)$/"
+KINDS_RE = f"/^({'|'.join(KINDS)})$/"  # every registered device kind
 #: Publishing starts this long before now, so device clocks stay well inside ingest's 24 h bound.
 _START_OFFSET_MS = 12 * 3600 * 1000
 

@@ -35,6 +35,7 @@ from bench.load import (
 from bench.peer.nodered import NodeRed, install
 from bench.rig import settle
 from examwatch import credentials
+from examwatch.kinds import KINDS
 from examwatch.mqtt import connect_properties
 from harness.servers import Influx as InfluxServer
 from harness.servers import wait_for
@@ -43,6 +44,7 @@ from harness.stack import Stack
 CONTENDERS = ("bare", "nodered", "examwatch")
 #: A field every message of a kind carries, counted to count points (Node-RED keeps numbers only).
 COUNTED = {"gate": "interval_s", "jammer": "vswr", "detector": "interval_s", "camera": "fps", "power": "mains_v"}
+assert set(COUNTED) == set(KINDS), "bench/peer counts every device kind: name the new kind's counted field"
 _START_OFFSET_MS = 12 * 3600 * 1000  # device clocks start 12 h back: inside ingest's 24 h bound
 
 

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from examwatch import topics
+
 #: Epoch milliseconds: 2001-09-09 .. 2286-11-20, so a seconds or microseconds value is refused.
 EpochMs = Annotated[int, Field(ge=1_000_000_000_000, le=9_999_999_999_999)]
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -73,6 +75,10 @@ class DeviceKind:
         TypeAdapter's Python wrapper); it raises ``pydantic.ValidationError``."""
         validate: Callable[[bytes], Envelope] = _adapter(self.schema(channel)).validator.validate_json
         return validate
+
+    def topic(self, site: str, device: str, channel: Channel) -> str:
+        """The topic a device of this kind publishes ``channel`` on: ``exam/v1/{site}/{kind}/{device}/{channel}``."""
+        return topics.device_topic(site, self.name, device, channel.value)
 
     def measurement(self, channel: Channel) -> str:
         """The InfluxDB measurement of this kind's ``channel``: ``camera``, ``camera_event``, ``device_status``."""
