@@ -132,3 +132,22 @@ def test_broker_restart_loses_nothing(stack: Stack) -> None:
     publish_all(stack.gateway("S01"), batch(5000, 2000))
     stack.wait_count("camera", 7000)
     assert stack.count("camera") == 7000
+
+
+def test_a_broker_that_lost_the_session_gets_a_new_one(stack: Stack) -> None:
+    """SIGKILL before the broker saved anything: the session is gone. Ingest reconnects to a new one
+    (its acknowledgements of the old session are dropped, not sent as the new session's), and
+    subscribes again, so what is published next lands."""
+    ingest = stack.start_ingest()
+    log = ingest.root / f"{ingest.name}.out"
+    base = time.time_ns() // 1_000_000 - 60_000
+    publish_all(stack.gateway("S01"), [(device_topic(stack, "S01-R01-CAM1"),
+                                        telemetry("S01-R01-CAM1", "camera", ts_ms=base + i)) for i in range(500)])
+    stack.mosquitto.kill()
+    stack.mosquitto.start()
+    wait_for(lambda: log.read_text().count("connected (session present: False)") == 2, 30,
+             "ingest to connect to a new session")
+    publish_all(stack.gateway("S01"), [(device_topic(stack, "S01-R01-CAM2"),
+                                        telemetry("S01-R01-CAM2", "camera", ts_ms=base + i)) for i in range(500)])
+    stack.wait_count("camera", 500, where="device = 'S01-R01-CAM2'")
+    assert stack.count("camera", "device = 'S01-R01-CAM2'") == 500
