@@ -201,15 +201,15 @@ class Subscriber:
             if self._acks:
                 self._send_acks()
             now = time.monotonic()
-            if now - self._sent_at >= self.keepalive_s:
+            if not ping_at and now - self._sent_at >= self.keepalive_s:
                 sock.sendall(wire.PINGREQ_PACKET)
                 self._sent_at = ping_at = now
-            if ping_at and now - heard_at > self.keepalive_s * 1.5:
-                raise ConnectionLost(f"no answer to a ping within {self.keepalive_s * 1.5:.0f} s")
+            if ping_at and heard_at < ping_at and now - ping_at >= self.keepalive_s:
+                raise ConnectionLost(f"no answer to a ping within {self.keepalive_s:.0f} s")
             if tls and sock.pending():  # type: ignore[attr-defined]  # bytes decrypted, not in the socket
                 readable = [sock]
             else:
-                wait = max(0.0, self._sent_at + self.keepalive_s - now)
+                wait = max(0.0, (ping_at or self._sent_at) + self.keepalive_s - now)
                 readable = select.select([sock, self._wake_r], [], [], wait)[0]
             if self._wake_r in readable:
                 with contextlib.suppress(BlockingIOError):
