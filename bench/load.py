@@ -131,7 +131,7 @@ class _Publisher:
             c = conn.client
             c.connect(self.spec.broker.host, self.spec.broker.port, keepalive=KEEPALIVE_S, clean_start=True,
                       properties=connect_properties())
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 60  # a province broker checks 100k users
             while not c.is_connected():
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"publisher: no CONNACK for site {site}'s gateway")

@@ -28,11 +28,12 @@ from bench.load import (
     start_counter,
     start_publisher,
 )
+from examwatch.kinds import KINDS
 from harness.servers import Influx as InfluxServer
 from harness.servers import wait_for
 from harness.stack import Stack
 
-KINDS_RE = "/^(gate|jammer|detector|camera|power)$/"
+KINDS_RE = f"/^({'|'.join(KINDS)})$/"  # every registered device kind
 #: Publishing starts this long before now, so device clocks stay well inside ingest's 24 h bound.
 _START_OFFSET_MS = 12 * 3600 * 1000
 
@@ -85,6 +86,21 @@ class Soak:
         mk = sum(kb for _, kb in pts) / len(pts)
         var = sum((t - mt) ** 2 for t, _ in pts)
         return 60 * sum((t - mt) * (kb - mk) for t, kb in pts) / var if var else 0.0
+
+
+def settle(count: Callable[[], int], expected: int, idle_s: float, interval: float) -> tuple[int, float]:
+    """Poll ``count`` until it reaches ``expected`` or stops growing for ``idle_s``; (count, when)."""
+    seen, seen_at = -1, time.monotonic()
+    while True:
+        asked = time.monotonic()
+        n = count()
+        if n >= expected:
+            return n, asked
+        if n != seen:
+            seen, seen_at = n, asked
+        elif asked - seen_at > idle_s:
+            return n, seen_at
+        time.sleep(interval)
 
 
 class Rig:
@@ -166,26 +182,12 @@ class Rig:
         polled until each publisher's last message is in, and only then everything is counted.
         """
         span = expected + self.publishers
-        when = self._settle(lambda: self.points(base, span, SENTINEL_KIND), sentinels, idle_s, 0.05)[1]
+        when = settle(lambda: self.points(base, span, SENTINEL_KIND), sentinels, idle_s, 0.05)[1]
         n = self.points(base, span)
         if n >= expected:
             return n, when
-        return self._settle(lambda: self.points(base, span), expected, idle_s, 0.25)
+        return settle(lambda: self.points(base, span), expected, idle_s, 0.25)
 
-    @staticmethod
-    def _settle(count: Callable[[], int], expected: int, idle_s: float, interval: float) -> tuple[int, float]:
-        """Poll ``count`` until it reaches ``expected`` or stops growing for ``idle_s``; (count, when)."""
-        seen, seen_at = -1, time.monotonic()
-        while True:
-            asked = time.monotonic()
-            n = count()
-            if n >= expected:
-                return n, asked
-            if n != seen:
-                seen, seen_at = n, asked
-            elif asked - seen_at > idle_s:
-                return n, seen_at
-            time.sleep(interval)
 
     @staticmethod
     def _start_publishers(children: contextlib.ExitStack, specs: list[PublishSpec]) -> list[Child]:

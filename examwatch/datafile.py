@@ -8,14 +8,14 @@ fix: ``district.yaml:412: sites[3].devices[7].kind: Input should be 'gate', 'jam
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+if TYPE_CHECKING:
+    import yaml
+
 M = TypeVar("M", bound=BaseModel)
-# libyaml's loader keeps marks too, and parses a province-sized inventory ten times faster.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Loc = tuple[int | str, ...]
 
 
@@ -25,20 +25,26 @@ class DataFileError(Exception):
 
 def _line_map(node: yaml.Node, path: Loc, lines: dict[Loc, int]) -> None:
     lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+    node_id = getattr(node, "id", None)
+    if node_id == "mapping":  # yaml.MappingNode; yaml itself is imported only when parsing
         for key_node, value_node in node.value:
             key = key_node.value
             lines[(*path, key)] = key_node.start_mark.line + 1
             _line_map(value_node, (*path, key), lines)
             lines[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
+    elif node_id == "sequence":
         for index, item in enumerate(node.value):
             _line_map(item, (*path, index), lines)
 
 
 def _parse(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
+    # Imported here: a service that only formats errors (settings, ingest's refusals) needs no YAML.
+    import yaml  # noqa: PLC0415
+
+    # libyaml's loader keeps marks too, and parses a province-sized inventory ten times faster.
+    loader_type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        loader = _Loader(text)
+        loader = loader_type(text)
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None

@@ -6,7 +6,6 @@ not here is a security event, not data. See ``config/district.yaml`` for the sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -16,9 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from examwatch import datafile
 from examwatch.bands import Band
+from examwatch.compact import DeviceRef, tags
 from examwatch.kinds import Kind
 from examwatch.kinds._base import DeviceId
-from examwatch.lineproto import escape_tag
+
+# DeviceRef is re-exported: rules, the API and the alarm contract take it from here.
+__all__ = ["DetectorForm", "Device", "DeviceRef", "Inventory", "Room", "RoomType", "Site", "SiteType", "load"]
 
 SiteId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")]
 RoomId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")]
@@ -93,17 +95,6 @@ class Site(_Strict):
         return self
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceRef:
-    """A device as ingest and rules see it: where it is, and its InfluxDB tag set."""
-
-    id: str
-    kind: str
-    site: str
-    room: str
-    tags: str  # ",device=…,kind=…,room=…,site=…" in InfluxDB's sorted key order
-
-
 class Inventory(_Strict):
     district: str = Field(min_length=1, max_length=64)
     sites: tuple[Site, ...]
@@ -128,7 +119,7 @@ class Inventory(_Strict):
     def devices(self) -> dict[str, DeviceRef]:
         """Every device by id."""
         return {
-            d.id: DeviceRef(d.id, d.kind.value, s.id, d.room, _tags(s.id, d.room, d.kind.value, d.id))
+            d.id: DeviceRef(d.id, d.kind.value, s.id, d.room, tags(s.id, d.room, d.kind.value, d.id))
             for s in self.sites
             for d in s.devices
         }
@@ -142,10 +133,6 @@ class Inventory(_Strict):
             if site.id == site_id:
                 return site
         raise KeyError(site_id)
-
-
-def _tags(site: str, room: str, kind: str, device: str) -> str:
-    return f",device={escape_tag(device)},kind={kind},room={escape_tag(room)},site={escape_tag(site)}"
 
 
 def load(path: Path) -> Inventory:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 @dataclass
 class Batch:
     lines: list[bytes] = field(default_factory=list)
-    acks: list[tuple[int, int]] = field(default_factory=list)  # (mid, qos) to acknowledge once durable
+    acks: list[tuple[int, int]] = field(default_factory=list)  # (mid, session epoch) to acknowledge once durable
     started: float = field(default_factory=time.monotonic)
 
 
@@ -23,16 +23,16 @@ class Batcher:
         self._lock = threading.Lock()
         self._batch = Batch()
 
-    def add(self, line: bytes | None, mid: int, qos: int) -> Batch | None:
-        """Add one message; return the batch when it is full."""
+    def add(self, line: bytes | None, mid: int, epoch: int) -> Batch | None:
+        """Add one message (``epoch`` 0: QoS 0, nothing to acknowledge); return the batch when it is full."""
         with self._lock:
             b = self._batch
             if not b.lines and not b.acks:
                 b.started = time.monotonic()
             if line is not None:
                 b.lines.append(line)
-            if qos:
-                b.acks.append((mid, qos))
+            if epoch:
+                b.acks.append((mid, epoch))
             if len(b.lines) < self.size:
                 return None
             self._batch = Batch()

@@ -1,23 +1,14 @@
-"""``examwatch ingest``: run an ingest worker."""
+"""``examwatch ingest``: run an ingest worker (this typer form is what ``examwatch --help`` lists;
+the ``examwatch`` launcher starts ``ingest.main`` directly, without loading the full command line)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import typer
 
-from examwatch.cli import (
-    ConfigOption,
-    LogLevel,
-    LogLevelOption,
-    fail,
-    inventory_or_exit,
-    run_service,
-    settings_or_exit,
-    start_logging,
-)
-from ingest import service
+from examwatch.cli import ConfigOption, LogLevel, LogLevelOption
+from ingest import main
 
 app = typer.Typer(help="MQTT → validated points → InfluxDB.", invoke_without_command=True)
 
@@ -38,9 +29,6 @@ def ingest(
     their reason. Run several workers with different --worker names to split the load. SIGTERM
     flushes, acknowledges and disconnects. Prometheus metrics are served on ingest.metrics_port.
     """
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", worker):
-        fail("--worker must be 1-32 letters, digits, '-' or '_'")
-    start_logging(log_level)
-    settings = settings_or_exit(config)
-    inventory = inventory_or_exit(settings.inventory)
-    run_service(lambda: service.run(settings, inventory, worker))
+    code = main.serve(config, worker, log_level.value)
+    if code:
+        raise typer.Exit(code)

@@ -11,18 +11,18 @@ from __future__ import annotations
 import logging
 import time
 
-import paho.mqtt.client as paho
 from prometheus_client import CollectorRegistry, start_http_server
 
-from examwatch import mqtt, topics
+from examwatch import credentials, topics
+from examwatch.compact import CompactInventory
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
-from examwatch.inventory import Inventory
 from examwatch.rejects import Reason
 from examwatch.settings import Settings
 from examwatch.signals import stop_on_signals
 from ingest.batch import Batcher
 from ingest.decode import Decoder
 from ingest.metrics import Stats, StatsCollector
+from ingest.source import Subscriber
 from ingest.spool import Spool
 from ingest.writer import Writer
 
@@ -31,63 +31,61 @@ SHARE_GROUP = "ingest"
 
 
 class Ingest:
-    def __init__(self, settings: Settings, inventory: Inventory, worker: str) -> None:
+    def __init__(self, settings: Settings, inventory: CompactInventory, worker: str) -> None:
         cfg = settings.ingest
         self.settings = settings
         self.worker = worker
         self.stats = Stats()
-        self.decoder = Decoder(inventory.devices, cfg.max_payload_bytes, cfg.max_clock_offset_s)
+        self.decoder = Decoder(inventory, cfg.max_payload_bytes, cfg.max_clock_offset_s, inventory.sites)
         self.batcher = Batcher(cfg.batch_size, cfg.batch_latency_ms / 1000)
         self.influx = Influx(settings.influx)
         self.spool = Spool(cfg.spool_dir / worker)
-        self.client = mqtt.service_client(settings, "ingest", f"ingest-{worker}", manual_ack=True)
+        user = credentials.service_user("ingest")
+        self.source = Subscriber(
+            settings.mqtt,
+            f"ingest-{worker}",
+            user,
+            credentials.password(settings.secret.get_secret_value(), user),
+            f"$share/{SHARE_GROUP}/{topics.ALL}",
+            self._on_message,
+            session_expiry_s=cfg.session_expiry_s,
+            receive_maximum=self.receive_maximum,
+        )
         self.writer = Writer(
             self.influx,
             self.spool,
             self.batcher,
             self.stats,
-            self._ack,
+            self.source.ack,
             cfg.max_batches_in_flight,
             cfg.stats_interval_s,
             lambda: self.stats.stats_line(worker),
         )
         self._stopping = False
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
 
     @property
     def receive_maximum(self) -> int:
         cfg = self.settings.ingest
         return min(65535, cfg.batch_size * (cfg.max_batches_in_flight + 1))
 
-    def _on_connect(self, c: paho.Client, _u: object, flags: paho.ConnectFlags, rc: object, _p: object) -> None:
-        if getattr(rc, "is_failure", False):
-            log.error("broker refused ingest: %s", rc)
-            return
-        c.subscribe(f"$share/{SHARE_GROUP}/{topics.ALL}", qos=1)
-        log.info("connected (session present: %s)", flags.session_present)
-
-    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+    def _on_message(self, topic: bytes, payload: bytes, mid: int, epoch: int, recv_ns: int) -> None:
         if self._stopping:
             return  # not acknowledged: the broker redelivers it to the next session
         self.stats.received += 1
         try:
-            line, reason = self.decoder.decode(msg.topic, msg.payload, time.time_ns())
+            line, reason = self.decoder.decode(topic, payload, recv_ns)
         except Exception as exc:  # a decoder bug must cost one message a record, not the MQTT thread
-            log.exception("decoder failed on %s", msg.topic)
+            name = topic.decode("utf-8", errors="replace")
+            log.exception("decoder failed on %s", name)
             reason = Reason.INTERNAL
-            line = self.decoder.reject_line(msg.topic, msg.payload, time.time_ns(), reason, repr(exc))
+            line = self.decoder.reject_line(name, payload, time.time_ns(), reason, repr(exc))
         if reason is not None:
             self.stats.rejected[reason] += 1
         elif line is None:
             self.stats.service += 1
-        full = self.batcher.add(line, msg.mid, msg.qos)
-        if full is not None:
+        full = self.batcher.add(line, mid, epoch)
+        if full is not None and not self._stopping:
             self.writer.submit(full)
-
-    def _ack(self, acks: list[tuple[int, int]]) -> None:
-        for mid, qos in acks:
-            self.client.ack(mid, qos)
 
     def start(self) -> None:
         if self.settings.influx.create_database:
@@ -101,25 +99,19 @@ class Ingest:
             registry.register(StatsCollector(self.stats, self.worker))
             start_http_server(port, self.settings.ingest.metrics_host, registry)
         self.writer.start()
-        mqtt.connect_and_wait(
-            self.client,
-            self.settings.mqtt,
-            session_expiry_s=self.settings.ingest.session_expiry_s,
-            receive_maximum=self.receive_maximum,
-        )
+        self.source.connect()
 
     def stop(self) -> None:
         """Stop taking messages, make everything taken durable and acknowledged, then disconnect."""
         self._stopping = True
         self.writer.stop()
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.source.close()
         s = self.stats
         log.info("stopped: %d received (%d on service topics, not stored), %d points written, %d in spool",
                  s.received, s.service, s.written, len(self.spool))
 
 
-def run(settings: Settings, inventory: Inventory, worker: str) -> None:
+def run(settings: Settings, inventory: CompactInventory, worker: str) -> None:
     """Run until SIGTERM/SIGINT, then shut down cleanly."""
     done = stop_on_signals(log, "flushing and stopping")
     ingest = Ingest(settings, inventory, worker)

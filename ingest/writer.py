@@ -53,19 +53,28 @@ class Writer:
         self._stats_line = stats_line
         self._next_stats = time.monotonic() + stats_every_s
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._stopped = False
         self.stats.spool_depth = len(spool)
 
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, batch: Batch) -> None:
-        """Queue a full batch; blocks while too many are waiting (back-pressure on the MQTT thread)."""
-        self.full.put(batch)
+        """Queue a full batch; blocks while too many are waiting (back-pressure on the MQTT thread).
+
+        After ``stop`` a batch is dropped unacknowledged: the broker redelivers it to the next session."""
+        while not self._stopped:
+            try:
+                self.full.put(batch, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     def stop(self) -> None:
         """Write what is queued and what the batcher holds, acknowledge it, and end the thread."""
         self.full.put(_STOP)
         self._thread.join()
+        self._stopped = True
 
     def _run(self) -> None:
         try:

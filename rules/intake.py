@@ -1,97 +1,64 @@
-"""MQTT message → Observation, validated against the device kinds and the inventory.
+"""MQTT message → Observation, judged by the shared message check (``examwatch.check``).
 
 A message that is not in the contract never reaches a rule as data: it becomes a ``Refusal``
-with one of ingest's reasons (``examwatch.rejects``), which only the ``intake`` rule type judges.
-So a rogue device under a site's topics does not keep that site "reporting", and a device sending
-garbage is as silent to absence and coverage as a device sending nothing. Ingest records the same
-refusals (``ingest_reject``) for the dashboards; the size and clock-offset limits are ingest's alone.
+with the check's reason and detail, the same that ingest records as ``ingest_reject``, which
+only the ``intake`` rule type judges. So a rogue device under a site's topics does not keep that
+site "reporting", and a device sending garbage is as silent to absence and coverage as a device
+sending nothing. The limits (payload size, device clock offset) are ``[ingest]``'s, for both.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from pydantic import TypeAdapter, ValidationError
 from pydantic_core import from_json
 
-from examwatch import topics
-from examwatch.inventory import DeviceRef
-from examwatch.kinds import KINDS, Channel, Envelope
-from examwatch.rejects import Reason, classify
+from examwatch.check import Limits, MessageCheck, Refused
+from examwatch.kinds import Channel
+from examwatch.rejects import Reason
 from rules.model import Observation, Refusal
 from rules.world import World
-
-_ROUTES: dict[tuple[str, str], tuple[Channel, TypeAdapter[Envelope]]] = {
-    **{(k, "telemetry"): (Channel.TELEMETRY, kind.telemetry_adapter) for k, kind in KINDS.items()},
-    **{(k, "event"): (Channel.EVENT, kind.event_adapter) for k, kind in KINDS.items()},
-}
-
 
 _MAX_PEEK = 1 << 16  # a refused payload larger than this is not read for its drill flag
 
 
 class Intake:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, limits: Limits | None = None) -> None:
         self.world = world
+        self.check = MessageCheck(world.devices, limits)
         self.refused: Counter[Reason] = Counter()
 
     def observe(self, topic: str, payload: bytes, recv_s: float) -> Observation | Refusal | None:
         """The observation for one message; a Refusal (counted) when it breaks the contract under
         a known site's topics; None for a service topic, or a topic that names no known site."""
-        if topics.is_service_topic(topic):
-            return None
-        parts = topics.parse(topic)
-        if parts is None:
-            self.refused[Reason.BAD_TOPIC] += 1
-            return None
-        ref: DeviceRef | None = self.world.devices.get(parts.device)
-        if ref is None or (ref.site, ref.kind) != (parts.site, parts.kind):
-            return self._refuse(Reason.UNKNOWN_DEVICE, "", parts.site, parts.kind, parts.device, None, payload, recv_s)
-        return self._judge(parts.channel, ref, payload, recv_s)
-
-    def _judge(self, channel_name: str, ref: DeviceRef, payload: bytes, recv_s: float) -> Observation | Refusal | None:
-        if channel_name == Channel.STATUS:
-            if payload not in (topics.STATUS_ONLINE, topics.STATUS_OFFLINE):
-                return self._refuse(Reason.BAD_STATUS, "", ref.site, ref.kind, ref.id, ref, payload, recv_s)
-            return Observation(ref, Channel.STATUS, None, payload == topics.STATUS_ONLINE, recv_s,
-                               self._last_drill(ref.id))
-        route = _ROUTES.get((ref.kind, channel_name))
-        if route is None:
-            return self._refuse(Reason.UNKNOWN_CHANNEL, "", ref.site, ref.kind, ref.id, ref, payload, recv_s)
-        channel, adapter = route
         try:
-            msg = adapter.validate_json(payload)
-        except ValidationError as exc:
-            return self._refuse(*classify(exc, payload), ref.site, ref.kind, ref.id, ref, payload, recv_s)
-        if msg.device != ref.id:
-            return self._refuse(Reason.TOPIC_MISMATCH, "", ref.site, ref.kind, ref.id, ref, payload, recv_s)
-        return Observation(ref, channel, msg, None, recv_s, msg.drill)
+            accepted = self.check.check(topic, payload, int(recv_s * 1000))
+        except Refused as refused:
+            return self._refuse(refused, payload, recv_s)
+        if accepted is None:
+            return None
+        ref = accepted.route.ref
+        if accepted.msg is None:
+            return Observation(ref, Channel.STATUS, None, accepted.online, recv_s, self._last_drill(ref.id))
+        return Observation(ref, accepted.route.channel, accepted.msg, None, recv_s, accepted.msg.drill)
 
     def _last_drill(self, device: str) -> bool:
         seen = self.world.seen.get(device)
         return seen.drill if seen else False
 
-    def _refuse(
-        self,
-        reason: Reason,
-        detail: str,
-        site: str,
-        kind: str,
-        device: str,
-        ref: DeviceRef | None,
-        payload: bytes,
-        recv_s: float,
-    ) -> Refusal | None:
-        self.refused[reason] += 1
-        if site not in self.world.by_site:
+    def _refuse(self, refused: Refused, payload: bytes, recv_s: float) -> Refusal | None:
+        self.refused[refused.reason] += 1
+        parts = refused.parts
+        if parts is None or parts.site not in self.world.by_site:
             return None  # nobody to tell: no site of ours
         claimed = _drill_flag(payload)
+        ref = refused.ref
         if ref is None:
             # A unit we do not know may not make its own alarm a drill: only while a drill runs at the site.
-            drill = bool(claimed) and self.world.drill_running(site)
+            drill = bool(claimed) and self.world.drill_running(parts.site)
         else:
-            drill = self._last_drill(device) if claimed is None else claimed
-        return Refusal(reason, site, kind, device, ref, recv_s, drill, detail)
+            drill = self._last_drill(ref.id) if claimed is None else claimed
+        return Refusal(refused.reason, parts.site, parts.kind, parts.device, ref, recv_s, drill, refused.detail)
 
 
 def _drill_flag(payload: bytes) -> bool | None:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 import paho.mqtt.client as paho
 
 from examwatch import control, mqtt, topics
+from examwatch.check import Limits
 from examwatch.clock import Clock, wait_s
 from examwatch.datafile import DataFileError
 from examwatch.inbox import Inbox
@@ -73,7 +74,7 @@ class Service:
             self.store, self.world, ruleset, self.clock.now, grace_s=cfg.restart_grace_s, tick_s=cfg.tick_s,
             speed=self.clock.speed, silence_hold_s=cfg.silence_hold_s,
         )
-        self.intake = Intake(self.world)
+        self.intake = Intake(self.world, Limits.of(settings.ingest))
         self.inbox: Inbox[Item] = Inbox()
         self.client = mqtt.service_client(settings, "rules", f"rules-{cfg.worker}", manual_ack=True)
         self.client.on_connect = self._on_connect

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from examwatch.kinds import camera, detector, gate, jammer, power
-from examwatch.kinds._base import ENVELOPE_FIELDS, Channel, DeviceKind, Envelope
+from examwatch.kinds._base import ENVELOPE_FIELDS, STATUS_MEASUREMENT, Channel, DeviceKind, Envelope
 
 KINDS: dict[str, DeviceKind] = {k.KIND.name: k.KIND for k in (gate, jammer, detector, camera, power)}
 
@@ -20,4 +20,4 @@ class Kind(StrEnum):
 
 assert set(KINDS) == {k.value for k in Kind}, "Kind and KINDS must name the same kinds"
 
-__all__ = ["ENVELOPE_FIELDS", "KINDS", "Channel", "DeviceKind", "Envelope", "Kind"]
+__all__ = ["ENVELOPE_FIELDS", "KINDS", "STATUS_MEASUREMENT", "Channel", "DeviceKind", "Envelope", "Kind"]

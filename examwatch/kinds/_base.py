@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from examwatch import topics
 
 #: Epoch milliseconds: 2001-09-09 .. 2286-11-20, so a seconds or microseconds value is refused.
 EpochMs = Annotated[int, Field(ge=1_000_000_000_000, le=9_999_999_999_999)]
@@ -40,6 +43,8 @@ class Envelope(BaseModel):
 
 #: Envelope fields that become the point's time and tags, not InfluxDB fields.
 ENVELOPE_FIELDS = frozenset(Envelope.model_fields)
+#: Every kind's status messages (``online`` / ``offline``) share one measurement.
+STATUS_MEASUREMENT = "device_status"
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,30 @@ class DeviceKind:
     @property
     def event_adapter(self) -> TypeAdapter[Envelope]:
         return _adapter(self.event)
+
+    def schema(self, channel: Channel) -> Any:
+        """The payload schema of ``channel`` (telemetry or event); status payloads have none."""
+        if channel is Channel.STATUS:
+            raise ValueError("status payloads are 'online' or 'offline', not JSON")
+        return self.telemetry if channel is Channel.TELEMETRY else self.event
+
+    def validator(self, channel: Channel) -> Callable[[bytes], Envelope]:
+        """The strict JSON validator of ``channel``'s payload (pydantic-core's own, without
+        TypeAdapter's Python wrapper); it raises ``pydantic.ValidationError``."""
+        validate: Callable[[bytes], Envelope] = _adapter(self.schema(channel)).validator.validate_json
+        return validate
+
+    def topic(self, site: str, device: str, channel: Channel) -> str:
+        """The topic a device of this kind publishes ``channel`` on: ``exam/v1/{site}/{kind}/{device}/{channel}``."""
+        return topics.device_topic(site, self.name, device, channel.value)
+
+    def measurement(self, channel: Channel) -> str:
+        """The InfluxDB measurement of this kind's ``channel``: ``camera``, ``camera_event``, ``device_status``."""
+        if channel is Channel.TELEMETRY:
+            return self.name
+        if channel is Channel.EVENT:
+            return f"{self.name}_event"
+        return STATUS_MEASUREMENT
 
 
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}

@@ -110,3 +110,44 @@ def test_sigterm_flushes_acks_and_disconnects(stack: Stack) -> None:
     ingest.start(timeout=30)  # the rest waited in the persistent session
     stack.wait_count("camera", len(msgs))
     assert stack.count("camera") == len(msgs)
+
+
+def test_broker_restart_loses_nothing(stack: Stack) -> None:
+    """The broker restarts under ingest (SIGTERM: it saves the sessions): ingest reconnects by itself to
+    the session the broker kept, and every message published before and after lands once."""
+    ingest = stack.start_ingest()
+    base = time.time_ns() // 1_000_000 - 60_000
+    devices = [d for d, ref in stack.inventory.devices.items() if ref.site == "S01" and ref.kind == "camera"]
+
+    def batch(start: int, n: int) -> list[tuple[str, bytes]]:
+        return [(device_topic(stack, devices[i % len(devices)]),
+                 telemetry(devices[i % len(devices)], "camera", ts_ms=base + i)) for i in range(start, start + n)]
+
+    publish_all(stack.gateway("S01"), batch(0, 5000))
+    stack.mosquitto.stop()  # what ingest has not acknowledged yet stays in its saved session
+    stack.mosquitto.start()
+    log = ingest.root / f"{ingest.name}.out"
+    wait_for(lambda: "connected (session present: True)" in log.read_text(), 30, "ingest to reconnect to its session")
+    assert "connection to the broker lost" in log.read_text()
+    publish_all(stack.gateway("S01"), batch(5000, 2000))
+    stack.wait_count("camera", 7000)
+    assert stack.count("camera") == 7000
+
+
+def test_a_broker_that_lost_the_session_gets_a_new_one(stack: Stack) -> None:
+    """SIGKILL before the broker saved anything: the session is gone. Ingest reconnects to a new one
+    (its acknowledgements of the old session are dropped, not sent as the new session's), and
+    subscribes again, so what is published next lands."""
+    ingest = stack.start_ingest()
+    log = ingest.root / f"{ingest.name}.out"
+    base = time.time_ns() // 1_000_000 - 60_000
+    publish_all(stack.gateway("S01"), [(device_topic(stack, "S01-R01-CAM1"),
+                                        telemetry("S01-R01-CAM1", "camera", ts_ms=base + i)) for i in range(500)])
+    stack.mosquitto.kill()
+    stack.mosquitto.start()
+    wait_for(lambda: log.read_text().count("connected (session present: False)") == 2, 30,
+             "ingest to connect to a new session")
+    publish_all(stack.gateway("S01"), [(device_topic(stack, "S01-R01-CAM2"),
+                                        telemetry("S01-R01-CAM2", "camera", ts_ms=base + i)) for i in range(500)])
+    stack.wait_count("camera", 500, where="device = 'S01-R01-CAM2'")
+    assert stack.count("camera", "device = 'S01-R01-CAM2'") == 500

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from examwatch.kinds import KINDS, DeviceKind
+from examwatch import topics
+from examwatch.kinds import KINDS, Channel, DeviceKind
 from harness.stack import device_spec
 from simulators.readings import TELEMETRY
 
@@ -82,3 +83,25 @@ def test_timestamp_must_be_epoch_milliseconds(kind: DeviceKind) -> None:
 def test_every_field_states_its_meaning_or_unit(kind: DeviceKind) -> None:
     for name, info in kind.telemetry.model_fields.items():
         assert info.description or name.endswith(UNIT_SUFFIXES), f"{kind.name}.{name} says neither unit nor meaning"
+
+
+def test_topic_measurement_and_the_message_check_agree(kind: DeviceKind) -> None:
+    """A kind's topic routes to its measurements, and the shared check accepts its sample there."""
+    from examwatch.check import MessageCheck  # noqa: PLC0415 - this test only
+    from examwatch.compact import DeviceRef, tags  # noqa: PLC0415
+
+    ref = DeviceRef("D1", kind.name, "S01", "R01", tags("S01", "R01", kind.name, "D1"))
+    check = MessageCheck({"D1": ref})
+    for channel, payload, measurement in (
+        (Channel.TELEMETRY, _telemetry(kind), kind.name),
+        (Channel.EVENT, {"ts": NOW, "device": "D1", **EVENTS[kind.name][0]}, f"{kind.name}_event"),
+    ):
+        topic = kind.topic("S01", "D1", channel)
+        assert topics.parse(topic) == ("S01", kind.name, "D1", channel.value)
+        accepted = check.check(topic, json.dumps(payload).encode(), NOW + 500)
+        assert accepted is not None
+        assert (accepted.route.measurement, accepted.skew_ms) == (measurement, 500)
+        assert kind.measurement(channel) == measurement
+    status = check.check(kind.topic("S01", "D1", Channel.STATUS), b"online", NOW)
+    assert status is not None
+    assert (status.route.measurement, status.online) == ("device_status", True)
