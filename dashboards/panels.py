@@ -16,6 +16,8 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dash
 
 from dashboards.influxql import DATASOURCE_TYPE, Select, Target, tag_is, tag_is_not
+from examwatch.alarm import Severity
+from examwatch.kinds import KINDS
 
 DATASOURCE_UID = "examwatch-influxql"
 DATASOURCE = dash.DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_UID)
@@ -24,12 +26,12 @@ DATASOURCE = dash.DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_UID)
 NOT_DRILL = tag_is_not("drill", "true")
 DRILL = tag_is("drill", "true")
 
-TELEMETRY = ("gate", "jammer", "detector", "camera", "power")
+TELEMETRY = tuple(KINDS)
 
 GREEN, BLUE, YELLOW, ORANGE, RED = "green", "blue", "yellow", "orange", "red"
 
 #: Alarm severities, mildest first; a site tile shows its worst active alarm's rank.
-SEVERITIES = ("warning", "minor", "major", "critical")
+SEVERITIES = tuple(s.value for s in sorted(Severity, key=lambda s: s.rank))
 SEVERITY_COLOURS = {"warning": BLUE, "minor": YELLOW, "major": ORANGE, "critical": RED}
 
 

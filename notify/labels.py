@@ -8,16 +8,15 @@ reads Chinese, and an English sentence costs a second SMS segment.
 from __future__ import annotations
 
 from examwatch.alarm import Severity
+from examwatch.kinds import KINDS
 from examwatch.roster import Roster
 
 SEVERITY_ZH = {Severity.CRITICAL: "紧急", Severity.MAJOR: "重要", Severity.MINOR: "一般", Severity.WARNING: "提示"}
 SEVERITY_EN = {Severity.CRITICAL: "CRITICAL", Severity.MAJOR: "MAJOR", Severity.MINOR: "minor",
                Severity.WARNING: "warning"}
 #: device kinds, and the room and site subjects of room and site rules (``roster.SUBJECT_KINDS``)
-KIND_ZH = {"gate": "闸机", "jammer": "屏蔽仪", "detector": "探测仪", "camera": "摄像机", "power": "电力监测",
-           "room": "考场", "site": "考点", "device": "设备"}
-KIND_EN = {"gate": "gate", "jammer": "jammer", "detector": "detector", "camera": "camera", "power": "power",
-           "room": "room", "site": "site", "device": "device"}
+KIND_ZH = {**{name: k.zh for name, k in KINDS.items()}, "room": "考场", "site": "考点", "device": "设备"}
+KIND_EN = {**{name: name for name in KINDS}, "room": "room", "site": "site", "device": "device"}
 
 
 def rule_words(roster: Roster, rule: str, kind: str, language: str) -> str:

@@ -49,10 +49,11 @@ STATUS_MEASUREMENT = "device_status"
 
 @dataclass(frozen=True)
 class DeviceKind:
-    """One kind of device: its name (topic level, tag and measurement), and its schemas."""
+    """One kind of device: its name (topic level, tag and measurement), its names for people, and its schemas."""
 
     name: str
     title: str
+    zh: str  # what a duty officer's text calls it (闸机, 屏蔽仪, …)
     telemetry: type[Envelope]
     event: Any  # a discriminated union of Envelope subclasses, keyed by ``event``
 

@@ -29,4 +29,4 @@ class CameraAlert(Envelope):
 
 CameraEvent = Annotated[CameraAlert, Field(discriminator="event")]
 
-KIND = DeviceKind(name="camera", title="HD camera", telemetry=CameraTelemetry, event=CameraEvent)
+KIND = DeviceKind(name="camera", title="HD camera", zh="摄像机", telemetry=CameraTelemetry, event=CameraEvent)

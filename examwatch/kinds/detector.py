@@ -42,4 +42,5 @@ class DetectorSelfTest(Envelope):
 
 DetectorEvent = Annotated[DetectorAlarm | DetectorSelfTest, Field(discriminator="event")]
 
-KIND = DeviceKind(name="detector", title="metal detector", telemetry=DetectorTelemetry, event=DetectorEvent)
+KIND = DeviceKind(name="detector", title="metal detector", zh="探测仪",
+                  telemetry=DetectorTelemetry, event=DetectorEvent)

@@ -56,4 +56,4 @@ class GateDoubtful(Envelope):
 
 GateEvent = Annotated[GatePass | GateReject | GateDoubtful, Field(discriminator="event")]
 
-KIND = DeviceKind(name="gate", title="face-recognition gate", telemetry=GateTelemetry, event=GateEvent)
+KIND = DeviceKind(name="gate", title="face-recognition gate", zh="闸机", telemetry=GateTelemetry, event=GateEvent)

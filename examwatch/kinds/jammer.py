@@ -59,4 +59,4 @@ class JammerFault(Envelope):
 
 JammerEvent = Annotated[JammerSwitched | JammerFault, Field(discriminator="event")]
 
-KIND = DeviceKind(name="jammer", title="signal jammer", telemetry=JammerTelemetry, event=JammerEvent)
+KIND = DeviceKind(name="jammer", title="signal jammer", zh="屏蔽仪", telemetry=JammerTelemetry, event=JammerEvent)

@@ -42,4 +42,5 @@ class PowerIntrusion(Envelope):
 
 PowerEvent = Annotated[PowerDoor | PowerMains | PowerIntrusion, Field(discriminator="event")]
 
-KIND = DeviceKind(name="power", title="storage-room power sensor", telemetry=PowerTelemetry, event=PowerEvent)
+KIND = DeviceKind(name="power", title="storage-room power sensor", zh="电力监测",
+                  telemetry=PowerTelemetry, event=PowerEvent)
