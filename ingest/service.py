@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from examwatch import credentials, topics
+from examwatch.clock import WALL, now_ns
 from examwatch.compact import CompactInventory
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.rejects import Reason
@@ -36,6 +38,9 @@ class Ingest:
         self.settings = settings
         self.worker = worker
         self.stats = Stats()
+        clock = settings.clock.make()
+        # Receive times on the settings' clock: in a compressed drill device times are the drill's.
+        self.now_ns: Callable[[], int] = time.time_ns if clock is WALL else lambda: now_ns(clock)
         self.decoder = Decoder(inventory, cfg.max_payload_bytes, cfg.max_clock_offset_s, inventory.sites)
         self.batcher = Batcher(cfg.batch_size, cfg.batch_latency_ms / 1000)
         self.influx = Influx(settings.influx)
@@ -50,6 +55,7 @@ class Ingest:
             self._on_message,
             session_expiry_s=cfg.session_expiry_s,
             receive_maximum=self.receive_maximum,
+            now_ns=self.now_ns,
         )
         self.writer = Writer(
             self.influx,
@@ -78,7 +84,7 @@ class Ingest:
             name = topic.decode("utf-8", errors="replace")
             log.exception("decoder failed on %s", name)
             reason = Reason.INTERNAL
-            line = self.decoder.reject_line(name, payload, time.time_ns(), reason, repr(exc))
+            line = self.decoder.reject_line(name, payload, self.now_ns(), reason, repr(exc))
         if reason is not None:
             self.stats.rejected[reason] += 1
         elif line is None:

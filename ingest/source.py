@@ -51,8 +51,12 @@ class Subscriber:
     """One MQTT v5 session subscribed to ``topic_filter`` at QoS 1; see the module docstring."""
 
     def __init__(self, cfg: MqttSettings, client_id: str, username: str, password: str, topic_filter: str,
-                 on_message: OnMessage, *, session_expiry_s: int, receive_maximum: int) -> None:
+                 on_message: OnMessage, *, session_expiry_s: int, receive_maximum: int,
+                 now_ns: Callable[[], int] = time.time_ns) -> None:
+        """``now_ns``: the receive clock (a drill clock in a compressed drill, where device times are
+        the drill's and would otherwise look days off)."""
         self.cfg = cfg
+        self._now_ns = now_ns
         self.client_id = client_id
         self._credentials = (username, password)
         self.topic_filter = topic_filter
@@ -197,7 +201,7 @@ class Subscriber:
         self._sent_at = now = time.monotonic()
         heard_at, ping_at = now, 0.0
         if buf:
-            buf = buf[self._parse(buf, time.time_ns()):]
+            buf = buf[self._parse(buf, self._now_ns()):]
         while not self._closing:
             if self._acks:
                 self._send_acks()
@@ -224,7 +228,7 @@ class Subscriber:
                 data = bytes(view[:got])
                 heard_at, ping_at = time.monotonic(), 0.0
                 buf = buf + data if buf else data
-                buf = buf[self._parse(buf, time.time_ns()):]
+                buf = buf[self._parse(buf, self._now_ns()):]
 
     def _parse(self, buf: bytes, recv_ns: int) -> int:
         """Handle every whole packet in ``buf``; the number of bytes used."""
