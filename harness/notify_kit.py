@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from examwatch.alarm import AlarmTransition
 from examwatch.store import engine, writing
-from examwatch.store.notify_models import Notification
+from examwatch.store.notify_models import Notification, NotifyFlood
 from harness.servers import Kannel, Server, free_port
 from harness.stack import EXAMWATCH, Stack, _toml
 
@@ -160,10 +160,19 @@ def publish(c: paho.Client, msgs: list[tuple[str, bytes]], timeout_s: float = 10
 
 def notifications(stack: Stack, **where: Any) -> list[dict[str, Any]]:
     """The notifier's outbox rows (from its own store) matching ``where``, oldest first."""
+    return _rows(stack, _N, where)
+
+
+def floods(stack: Stack, **where: Any) -> list[dict[str, Any]]:
+    """The notifier's floods (from its own store) matching ``where``, oldest first."""
+    return _rows(stack, cast(sa.Table, NotifyFlood.__table__), where)
+
+
+def _rows(stack: Stack, table: sa.Table, where: dict[str, Any]) -> list[dict[str, Any]]:
     eng = engine(notify_store_url(stack))
     try:
         with eng.connect() as conn:
-            q = sa.select(_N).where(*(_N.c[k] == v for k, v in where.items())).order_by(_N.c.id)
+            q = sa.select(table).where(*(table.c[k] == v for k, v in where.items())).order_by(table.c.id)
             return [dict(r) for r in conn.execute(q).mappings()]
     finally:
         eng.dispose()

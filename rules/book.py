@@ -4,7 +4,9 @@ A verdict that holds opens an alarm (pending if the rule has ``for``), or raises
 of the one open; a verdict that clears resolves it. A rise in severity is news: an acknowledged
 alarm goes back to firing with the higher severity (its acknowledgement must be renewed), as one
 transition. The cache may be stale when a person acknowledged or resolved meanwhile: a
-ConflictError re-reads the alarm and applies again.
+ConflictError re-reads the alarm, hands that person's steps to the outbox first (the outbox would
+otherwise find them by polling only after the engine's newer step went out, and drop them as
+older than the retained message), and applies again.
 
 Every transition the book writes is also kept, as the contract's message, in ``written`` until
 the engine's commit hands them to the outbox: published from memory the moment they are
@@ -101,7 +103,11 @@ class Book:
             try:
                 done = step(cur)
             except ConflictError:
+                seen = cur.seq
                 cur = lifecycle.get(conn, cur.id)
+                # someone's steps go out before the engine's, so the alarm's latest step is the
+                # one retained on MQTT and subscribers see them all, in order
+                self.written += lifecycle.steps_after(conn, cur.id, seen)
                 if not cur.active:
                     self.active.pop(key, None)
                     return

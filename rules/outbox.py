@@ -36,6 +36,7 @@ from examwatch.alarm import AlarmTransition
 from examwatch.inbox import Inbox
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.store import Alarm, Readiness, Transition, writing
+from examwatch.store.lifecycle import MESSAGE_COLUMNS, row_message
 from rules.engine import Committed, ReadinessKey, TransitionKey, mark_sent
 
 log = logging.getLogger("examwatch.rules.outbox")
@@ -67,15 +68,6 @@ def alarm_line(t: AlarmTransition) -> bytes:
         f"message={lineproto.quote(t.message)},alarm_id={t.alarm_id}i"
     )
     return lineproto.line("alarm", tags, fields, t.at_ns)
-
-
-def alarm_message(m: Any) -> AlarmTransition:
-    """The contract's message for a transition row joined with its alarm."""
-    return AlarmTransition(
-        alarm_id=m["alarm_id"], seq=m["seq"], rule=m["rule"], severity=m["severity"], site=m["site"],
-        subject=m["subject"], subject_type=m["subject_type"], state=m["state"], message=m["message"],
-        drill=bool(m["drill"]), at_ns=m["at_ns"], by=m["by"], comment=m["comment"],
-    )
 
 
 def readiness_line(m: Any) -> bytes:
@@ -345,9 +337,7 @@ class Outbox:
             after = 0
             while True:
                 rows = conn.execute(
-                    sa.select(_T.c.id, _T.c.alarm_id, _T.c.seq, _T.c.state, _T.c.severity, _T.c.at_ns, _T.c.by,
-                              _T.c.comment, _T.c.message, _A.c.rule, _A.c.site, _A.c.subject, _A.c.subject_type,
-                              _A.c.drill)
+                    sa.select(*MESSAGE_COLUMNS)
                     .join(_A, _A.c.id == _T.c.alarm_id)
                     .where(_T.c.sent.is_(False), _T.c.id > after)
                     .order_by(_T.c.id)
@@ -355,7 +345,7 @@ class Outbox:
                 ).mappings().all()
                 for m in rows:
                     unsent.add((m["alarm_id"], m["seq"]))
-                    trans.append(alarm_message(m))
+                    trans.append(row_message(m))
                 if len(rows) < self.batch:
                     break
                 after = rows[-1]["id"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -279,6 +279,31 @@ def message(alarm: AlarmView, by: str = ENGINE, comment: str = "") -> AlarmTrans
         by=by,
         comment=comment,
     )
+
+
+def row_message(m: Any) -> AlarmTransition:
+    """The contract's message for a transition row joined with its alarm's columns."""
+    return AlarmTransition(
+        alarm_id=m["alarm_id"], seq=m["seq"], rule=m["rule"], severity=m["severity"], site=m["site"],
+        subject=m["subject"], subject_type=m["subject_type"], state=m["state"], message=m["message"],
+        drill=bool(m["drill"]), at_ns=m["at_ns"], by=m["by"], comment=m["comment"],
+    )
+
+
+MESSAGE_COLUMNS = (
+    _T.c.id, _T.c.alarm_id, _T.c.seq, _T.c.state, _T.c.severity, _T.c.at_ns, _T.c.by, _T.c.comment,
+    _T.c.message, _A.c.rule, _A.c.site, _A.c.subject, _A.c.subject_type, _A.c.drill,
+)
+
+
+def steps_after(conn: sa.Connection, alarm_id: int, after_seq: int) -> list[AlarmTransition]:
+    """The alarm's transitions after ``after_seq``, oldest first, as the contract's messages
+    (what someone else wrote since a writer last saw the alarm)."""
+    rows = conn.execute(
+        sa.select(*MESSAGE_COLUMNS).join(_A, _A.c.id == _T.c.alarm_id)
+        .where(_T.c.alarm_id == alarm_id, _T.c.seq > after_seq).order_by(_T.c.seq)
+    ).mappings()
+    return [row_message(m) for m in rows]
 
 
 def list_alarms(

@@ -42,15 +42,17 @@ def phone(api: ApiStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[K
 
 @pytest.fixture(scope="module")
 def heard(api: ApiStack) -> queue.Queue[tuple[str, dict[str, Any]]]:
-    """Every alarm transition and escalation request on the broker (as svc-ingest, which reads all)."""
+    """Every alarm transition and escalation request on the broker, as the notifier hears them."""
     got: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
 
     def on_message(_c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
         got.put((msg.topic, json.loads(msg.payload)))
 
+    def on_connect(c: paho.Client, *_: object) -> None:  # and again after any reconnection
+        c.subscribe([(ALARM_TOPICS, 1), (control.ESCALATE, 1)])
+
     subscribed = threading.Event()
-    c = api.client("svc-ingest", on_message=on_message, on_subscribe=lambda *_: subscribed.set())
-    c.subscribe([(ALARM_TOPICS, 1), (control.ESCALATE, 1)])
+    api.client("svc-notifier", on_message=on_message, on_subscribe=lambda *_: subscribed.set(), on_connect=on_connect)
     assert subscribed.wait(10), "the broker did not confirm the subscription"
     return got
 

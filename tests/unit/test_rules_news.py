@@ -55,7 +55,9 @@ def test_a_rise_after_an_acknowledgement_fires_again_in_one_transition(tmp_path:
     beat(eng, clock.now, S01_VAULT_PWR1={"ups_minutes_left": 15.0})
     written = eng.commit()
     assert written is not None
+    # the person's step goes out first, so subscribers see both and the rise is retained
     assert [(t.seq, t.state, t.severity, t.comment) for t in written.transitions] == [
+        (2, "acknowledged", "major", "UPS checked"),
         (3, "firing", "critical", "severity raised to critical; acknowledge again")]
     assert [(t.state, t.severity, t.by) for t in lifecycle.history(eng.store, a.id)] == [
         ("firing", "major", "rules"), ("acknowledged", "major", "王老师"), ("firing", "critical", "rules")]
