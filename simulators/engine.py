@@ -176,6 +176,7 @@ class Engine:
         for eff in dev.effects:
             if eff.active(t):
                 body = eff.telemetry(body, t) if isinstance(body, dict) else body
+                events = eff.filter_events(events)
         link = self.link_for(dev)
         self._send(link, dev.prefix + "telemetry", body if isinstance(body, bytes) else _dumps(body))
         for ev in events + edge_events:
