@@ -136,6 +136,28 @@ def _score_store(settings: Settings, drill_plan: Plan, roster: Roster, smsc_log:
     return score(drill_plan, record, ctx)
 
 
+def _people(s: sc.Scenario, scenario: Path, api_url: str | None, api_token: str | None,
+            api_token_file: Path | None, mo_smsc: str | None) -> tuple[Api | None, sms.MoLink | None]:
+    """How people's actions reach the backend: the API and the SMS centre's reply link, or a clear refusal."""
+    token = api_token
+    if token is None and api_token_file is not None:
+        if not api_token_file.is_file():
+            fail(f"--api-token-file: {api_token_file} is not a file")
+        token = api_token_file.read_text(encoding="utf-8").strip()
+    needs_api = [a for a in s.actions if getattr(a, "via", "api") == "api"]
+    if needs_api and (api_url is None or not token):
+        fail(f"{scenario}: {len(needs_api)} actions go through the API: give --api-url and --api-token")
+    if any(getattr(a, "via", "") == "sms" for a in s.actions) and mo_smsc is None:
+        fail(f"{scenario}: an ack by SMS reply needs --mo-smsc HOST:PORT")
+    mo = None
+    if mo_smsc is not None:
+        try:
+            mo = sms.MoLink(*sms.parse_address(mo_smsc))
+        except ValueError as exc:
+            fail(f"--mo-smsc: {exc}")
+    return (Api(api_url, token) if api_url and token else None), mo
+
+
 @app.command("run")
 def run(
     scenario: ScenarioArg,
@@ -145,8 +167,10 @@ def run(
     speed: SpeedOption = 1.0,
     interval: Annotated[int | None, typer.Option(min=1, help="report interval, drill seconds (default: the "
                                                             "scenario's)")] = None,
-    source: Annotated[str, typer.Option(help="store (the default): the alarm store and the SMS received; "
-                                             "ingest: a diagnostic, the faults' evidence in InfluxDB")] = "store",
+    source: Annotated[str | None, typer.Option(
+        help="store (the default): the alarm store and the SMS received; ingest: a diagnostic, the faults' "
+             "evidence in InfluxDB (the default on the wall clock above --speed 1, where the store cannot be "
+             "scored)")] = None,
     smsc_log: SmscLogOption = None,
     api_url: Annotated[str | None, typer.Option(help="the API, for people's acks, resolves and silences")] = None,
     api_token: Annotated[str | None, typer.Option(envvar="EXAMWATCH_DRILL_API_TOKEN",
@@ -174,26 +198,17 @@ def run(
     when it fails, 2 for a bad scenario or settings, 3 when a server refuses us.
     """
     (settings, inv, tt), roster, s = _load(config, inventory, scenario)
+    on_clock = isinstance(settings.clock.make(), DrillClock)
+    if source is None:
+        source = "store" if on_clock or speed == 1.0 else "ingest"
     if source not in SOURCES:
         fail(f"--source must be one of {', '.join(SOURCES)}")
-    on_clock = isinstance(settings.clock.make(), DrillClock)
     if on_clock and speed != 1.0:
         fail("--speed: the drill clock's speed is [clock] speed in the settings")
     if source == "store" and not on_clock and speed != 1.0:
         fail("--source store at --speed above 1 needs the services on the drill's clock: set [clock] "
              "(`examwatch drill clock`), or run at --speed 1")
-    token = api_token or (api_token_file.read_text().strip() if api_token_file and api_token_file.exists() else None)
-    needs_api = [a for a in s.actions if getattr(a, "via", "api") == "api"]
-    if needs_api and (api_url is None or token is None):
-        fail(f"{scenario}: {len(needs_api)} actions go through the API: give --api-url and --api-token")
-    if any(getattr(a, "via", "") == "sms" for a in s.actions) and mo_smsc is None:
-        fail(f"{scenario}: an ack by SMS reply needs --mo-smsc HOST:PORT")
-    mo = None
-    if mo_smsc is not None:
-        try:
-            mo = sms.MoLink(*sms.parse_address(mo_smsc))
-        except ValueError as exc:
-            fail(f"--mo-smsc: {exc}")
+    api, mo = _people(s, scenario, api_url, api_token, api_token_file, mo_smsc)
     fds_or_exit(mode, len(inv.devices))
     try:
         drill = prepare(settings, inv, tt, s, mode, speed, interval)
@@ -205,8 +220,7 @@ def run(
         timetable_mod.dump(drill.engine.timetable, write_timetable)
         console.print(f"wrote the drill's timetable to {write_timetable}")
     operator = Operator(drill.plan, drill.clock, open_store(settings.store.url),
-                        open_store(settings.notify_store_url), roster, settings.notify.kannel_from,
-                        Api(api_url, token) if api_url and token else None, mo)
+                        open_store(settings.notify_store_url), roster, settings.notify.kannel_from, api, mo)
     operator.start()
     links = len(inv.sites) if mode is Mode.GATEWAY else len(inv.devices)
     try:
@@ -232,7 +246,7 @@ def _ingest_report(settings: Settings, drill: Drill) -> Report:
         influx = Influx(settings.influx)
         evidence.settle(influx, drill.plan)
         src = evidence.IngestEvidence(influx, drill.plan.interval, drill.plan.scenario.tail.total_seconds(),
-                                      to_clock, to_recv)
+                                      to_clock, to_recv, drill.clock.speed)
         return evidence.report(drill.plan, src)
     except (InfluxUnavailable, InfluxRejected) as exc:
         fail(f"cannot read the results from InfluxDB: {exc}", code=3)

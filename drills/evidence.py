@@ -49,8 +49,9 @@ class IngestEvidence:
     """Looks for each fault's evidence in what ingest stored (see the module docstring)."""
 
     def __init__(self, influx: Influx, interval: int, tail_s: float, recv_to_clock: Callable[[float], float],
-                 clock_to_recv: Callable[[float], float]) -> None:
+                 clock_to_recv: Callable[[float], float], speed: float = 1.0) -> None:
         self.influx = influx
+        self.speed = speed  # a skew fault's offset is scaled by it (drills.faults.ClockSkew)
         self.interval = interval
         self.tail_s = tail_s
         self.recv_to_clock = recv_to_clock
@@ -78,7 +79,7 @@ class IngestEvidence:
             case sc.BatteryFlat():
                 return self._values(fp, "detector", "battery_pct", lambda v: v <= 5, lambda v: v > 5)
             case sc.ClockSkew():
-                return self._skew(fp)
+                return self._skew(fp, f.offset.total_seconds() * self.speed)
             case sc.Offline():
                 return self._silence(fp, "device")
             case sc.NetworkCut():
@@ -106,20 +107,23 @@ class IngestEvidence:
         return Observation(faulty[0]["time"] / 1000, cleared,
                            f"{len(faulty)} {measurement} points with faulty {field}, first {faulty[0][field]}")
 
-    def _skew(self, fp: FaultPlan) -> Observation:
+    def _skew(self, fp: FaultPlan, offset_s: float) -> Observation:
         rows = self.influx.rows(
             f'SELECT "skew_ms" FROM {_KIND_MEASUREMENTS} WHERE "device" = $device AND '
-            + self._window(fp.start - 3600, fp.end + 3600),
+            + self._window(fp.start - offset_s, fp.end + offset_s + self.tail_s),
             {"device": fp.subject},
         )
-        # skew_ms is receive time minus device time: far from the chain's usual lag during the fault
-        base = sorted(abs(r["skew_ms"]) for r in rows)[len(rows) // 2] if rows else 0
-        off = [r for r in rows if abs(r["skew_ms"]) > base + 2000]
+        # skew_ms is receive time minus device time; the device's error is its time minus the
+        # drill-clock time at which it was received
+        offsets = [(r["time"] / 1000, r["time"] / 1000 - self.recv_to_clock((r["time"] + r["skew_ms"]) / 1000))
+                   for r in rows]
+        off = [(t, o) for t, o in offsets if abs(o) >= abs(offset_s) / 2]
         if not off:
-            return Observation(None, evidence=f"no point of {fp.subject} with its clock off")
-        recv = off[0]["time"] / 1000 + off[0]["skew_ms"] / 1000
-        return Observation(self.recv_to_clock(recv), None, f"{len(off)} points with the clock off by "
-                                                           f"{-off[0]['skew_ms'] / 1000:+.0f} s")
+            return Observation(None, evidence=f"no point of {fp.subject} with its clock off by ≥ {offset_s / 2:.0f} s")
+        seen = off[0][0] - off[0][1]  # when it was received, on the drill clock
+        last_bad = max(t for t, _ in off)
+        cleared = next((t for t, o in offsets if t > last_bad and abs(o) < abs(offset_s) / 2), None)
+        return Observation(seen, cleared, f"{len(off)} points with the clock off by {off[0][1]:+.0f} s")
 
     def _silence(self, fp: FaultPlan, tag: str) -> Observation:
         rows = self.influx.rows(

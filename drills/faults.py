@@ -169,8 +169,11 @@ def effect(fp: FaultPlan, speed: float) -> Effect:  # noqa: PLR0911 - one effect
         case sc.BatteryFlat():
             return BatteryFlat(start, end)
         case sc.ClockSkew():
-            # the rules judge skew in wall terms on a compressed clock: scale the error with it
-            return ClockSkew(start, end, offset_ms=int(fault.offset.total_seconds() * speed * 1000))
+            # The rules judge skew in wall terms on a compressed clock: scale the error with it. A
+            # scaled error of whole seconds can be a whole number of report intervals, which would
+            # stamp a skewed report on the time of a later good one (InfluxDB keeps one point per
+            # series and time): one millisecond more keeps them apart.
+            return ClockSkew(start, end, offset_ms=int(fault.offset.total_seconds() * speed * 1000) + 1)
         case sc.Malformed():
             return Malformed(start, end, style=fault.style)
     raise TypeError(f"{fault.kind_name} is not a device fault")

@@ -83,6 +83,15 @@ class FaultScore:
     def ok(self) -> bool:
         return not any(e.problems for e in self.expectations)
 
+    @property
+    def detected(self) -> bool:
+        """Every alarm it should raise was raised (at its severity), in time or not."""
+        return all(e.reached_at is not None for e in self.expectations)
+
+    @property
+    def cleared(self) -> bool:
+        return all(e.cleared_at is not None for e in self.expectations)
+
 
 @dataclass
 class ActionScore:
@@ -180,8 +189,11 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("tz")
+        for fault, score in zip(data["faults"], self.faults, strict=True):
+            # per fault, as one line of a summary: was every alarm it should raise raised, and cleared
+            fault.update(ok=score.ok, detected=score.detected, cleared=score.cleared)
         data.update(verdict=self.verdict, passed=self.passed, problems=self.problems,
-                    false_alarm_count=len(self.false_alarms))
+                    false_alarm_count=len(self.false_alarms), unseen=sum(not f.detected for f in self.faults))
         return data
 
     def write_json(self, path: Path) -> None:

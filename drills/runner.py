@@ -93,8 +93,10 @@ def integrity(drill: Drill, stats: Stats) -> list[str]:
     lag_clock = stats.max_lag_s * drill.clock.speed
     out = []
     if lag_clock >= drill.plan.interval:
-        out.append(f"the simulator fell {stats.max_lag_s:.2f} s (wall) behind its clock, {lag_clock:.0f} s of "
-                   f"drill time, a whole report interval ({drill.plan.interval} s): lower the speed")
+        when = datetime.fromtimestamp(stats.max_lag_at, drill.plan.tz()).strftime("%H:%M:%S")
+        out.append(f"the simulator fell {stats.max_lag_s:.2f} s (wall) behind its clock at {when}, {lag_clock:.0f} s "
+                   f"of drill time, a whole report interval ({drill.plan.interval} s): the machine could not keep "
+                   "up; lower the speed")
     if stats.dropped:
         out.append(f"the simulator dropped {stats.dropped} messages (its connections' queues were full)")
     return out

@@ -212,7 +212,7 @@ class Engine:
                         return
                     wait = wall_due - time.time()
                 self.report(run, dev, due)
-                self.stats.lag(time.time() - wall_due)
+                self.stats.lag(time.time() - wall_due, due)
             for rogue in run.rogues:
                 self._report_rogue(run, rogue, base)
             k += 1
