@@ -129,8 +129,13 @@ def _score_store(settings: Settings, drill_plan: Plan, roster: Roster, smsc_log:
                  to_clock: Callable[[float], float], actions: list, problems: list[str]) -> Report:  # type: ignore[type-arg]
     store, notify_store = open_store(settings.store.url), open_store(settings.notify_store_url)
     record = read(store, notify_store, drill_plan.start - drill_plan.interval, drill_plan.end)
-    received = sms.fakesmsc_log(smsc_log) if smsc_log is not None else sms.delivered(record.notifications)
-    source = f"the SMS at the SMS centre ({smsc_log})" if smsc_log else "the delivery reports in the outbox"
+    received: list[sms.Received] | None
+    if smsc_log is not None:
+        received, source = sms.fakesmsc_log(smsc_log), f"the SMS at the SMS centre ({smsc_log})"
+    elif any(n.delivery for n in record.notifications):
+        received, source = None, "the delivery reports in the outbox"
+    else:  # neither a log nor delivery reports: what the gateway accepted is all there is to go by
+        received, source = None, "the outbox (no SMS centre log, no delivery reports: accepted counts as received)"
     ctx = Context(roster, settings.notify.timezone, settings.notify.all_clear, received, source,
                   to_clock if smsc_log else (lambda t: t), actions, problems)
     return score(drill_plan, record, ctx)

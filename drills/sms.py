@@ -1,13 +1,13 @@
 """The SMS people actually received, and the replies they send, as a drill sees the SMS centre.
 
-Two sources of what reached phones:
+What reached phones comes from one of two places:
 
 - :func:`fakesmsc_log`: the output of Kannel's test SMSC (``fakesmsc``), which prints every
   message it receives as ``<date> <time> [pid] [thread] DEBUG: Got message N: <from to coding
   body>``; UCS-2 bodies are URL-encoded UTF-16BE, ``data`` bodies URL-encoded bytes. The log's
   times are the machine's local wall time, to the second.
-- :func:`delivered`: on a real SMSC, the notifier's outbox rows whose delivery report said
-  ``delivered`` (Kannel's ``dlr-url`` callback, recorded by the API).
+- on a real SMS centre, the notifier's outbox rows whose delivery report said ``delivered``
+  (Kannel's ``dlr-url`` callback, recorded by the API): see :mod:`drills.score`.
 
 Replies go the other way: :class:`MoLink` speaks fakesmsc's line protocol
 (``<from> <to> text <msg>\\n``, or ``data <url-encoded bytes>`` for anything outside printable
@@ -23,8 +23,6 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-
-from drills.record import NotifRec
 
 _GOT = re.compile(
     r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) \[\d+\] \[\d+\] \w+: "
@@ -66,12 +64,6 @@ def fakesmsc_log(path: Path) -> list[Received]:
         wall = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
         out.append(Received(sender, to, _decode(coding, body), wall))
     return out
-
-
-def delivered(notifications: list[NotifRec]) -> list[Received]:
-    """What the SMS centre reported delivered (its time is the report's, on the drill clock)."""
-    return [Received("", n.address, n.text, n.delivered or n.sent or n.created)
-            for n in notifications if n.delivery == "delivered"]
 
 
 class MoLink:

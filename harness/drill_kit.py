@@ -60,7 +60,7 @@ class DrillStack:
     db: str
     scenario: Path
     speed: float
-    lead_s: float = 20.0
+    lead_s: float = 40.0  # the services start, then the drill connects its devices, before the clock runs
     rules_dir: Path = ROOT / "config" / "rules"
     roster: Path = ROOT / "config" / "roster.yaml"
     api: bool = True

@@ -229,6 +229,13 @@ class Engine:
         # A drill starts where its faults were timed from, catching up on the connection time.
         t0 = self.options.start_at if self.options.start_at is not None else self.clock.now()
         end = t0 + self.options.duration_s if self.options.duration_s else 0.0
+        if self.clock.wall_at(t0) - time.time() > 1.0:
+            # A drill clock still standing before its start: say "online" for every device now, so
+            # the first interval of a compressed run does not carry twice its messages.
+            for run in self.sites:
+                for dev in run.devices:
+                    dev.announced = True
+                    self._announce(dev, True)
         self.stats.start(len(self.devices), self.options.interval_s / self.clock.speed)
         misc = asyncio.create_task(serve(links, self._stop))
         ticker = asyncio.create_task(self._ticker(on_tick)) if on_tick else None

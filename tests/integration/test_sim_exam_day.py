@@ -57,7 +57,7 @@ class Day:
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory, influx_server: Influx) -> Day:
     root = tmp_path_factory.mktemp("exam-day")
-    ds = DrillStack(root, influx_server, "t_exam_day", SCENARIO, SPEED, lead_s=25)
+    ds = DrillStack(root, influx_server, "t_exam_day", SCENARIO, SPEED)
     try:
         ds.start()
         out = ds.run(timeout=TIMEOUT_S)

@@ -49,7 +49,7 @@ def test_a_rule_tightened_on_purpose_fails_the_drill_with_its_false_alarms(
         tmp_path: Path, influx_server: Influx) -> None:
     scenario = tmp_path / "tightened.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
-    ds = DrillStack(tmp_path / "stack", influx_server, "t_false_alarm", scenario, SPEED, lead_s=20,
+    ds = DrillStack(tmp_path / "stack", influx_server, "t_false_alarm", scenario, SPEED,
                     rules_dir=tightened_rules(tmp_path / "rules"), api=False)
     try:
         ds.start()

@@ -66,7 +66,7 @@ def test_every_shipped_fault_is_detected_told_and_cleared(tmp_path: Path, influx
     scenario, origins = merged()
     path = tmp_path / "shipped.yaml"
     path.write_text(yaml.safe_dump(scenario, allow_unicode=True), encoding="utf-8")
-    ds = DrillStack(tmp_path / "stack", influx_server, "t_shipped", path, SPEED, lead_s=20, api=False)
+    ds = DrillStack(tmp_path / "stack", influx_server, "t_shipped", path, SPEED, api=False)
     try:
         ds.start()
         out = ds.run(timeout=400)
