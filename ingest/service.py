@@ -9,12 +9,12 @@ acknowledged only after their batch is durable; ``ReceiveMaximum`` bounds what i
 from __future__ import annotations
 
 import logging
+import time
 
 import paho.mqtt.client as paho
 from prometheus_client import CollectorRegistry, start_http_server
 
 from examwatch import mqtt, topics
-from examwatch.clock import now_ns
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.inventory import Inventory
 from examwatch.rejects import Reason
@@ -36,9 +36,6 @@ class Ingest:
         self.settings = settings
         self.worker = worker
         self.stats = Stats()
-        # Receive times (and the device clock check against them) are on the settings' clock, so
-        # a compressed drill's devices, which stamp drill-clock time, are not refused as far off.
-        self.clock = settings.clock.make()
         self.decoder = Decoder(inventory.devices, cfg.max_payload_bytes, cfg.max_clock_offset_s)
         self.batcher = Batcher(cfg.batch_size, cfg.batch_latency_ms / 1000)
         self.influx = Influx(settings.influx)
@@ -75,11 +72,11 @@ class Ingest:
             return  # not acknowledged: the broker redelivers it to the next session
         self.stats.received += 1
         try:
-            line, reason = self.decoder.decode(msg.topic, msg.payload, now_ns(self.clock))
+            line, reason = self.decoder.decode(msg.topic, msg.payload, time.time_ns())
         except Exception as exc:  # a decoder bug must cost one message a record, not the MQTT thread
             log.exception("decoder failed on %s", msg.topic)
             reason = Reason.INTERNAL
-            line = self.decoder.reject_line(msg.topic, msg.payload, now_ns(self.clock), reason, repr(exc))
+            line = self.decoder.reject_line(msg.topic, msg.payload, time.time_ns(), reason, repr(exc))
         if reason is not None:
             self.stats.rejected[reason] += 1
         elif line is None:
