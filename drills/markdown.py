@@ -114,6 +114,7 @@ def _sms(r: Report) -> list[str]:
                        + f" | {sum(counts.values())} |")
         out.append("")
     for title, rows in (("Unaccounted for", s.unaccounted), ("Sent, never received", s.lost),
+                        ("Received, though the outbox says not sent", s.inconsistent),
                         ("Not one Chinese SMS", s.text_problems)):
         if rows:
             out += [f"**{title}** ({len(rows)}):", "", "| time | to | text | problem |", "|---|---|---|---|"]

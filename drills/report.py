@@ -134,6 +134,7 @@ class SmsSummary:
     per_recipient: dict[str, dict[str, int]] = field(default_factory=dict)
     unaccounted: list[SmsScore] = field(default_factory=list)
     lost: list[SmsScore] = field(default_factory=list)
+    inconsistent: list[SmsScore] = field(default_factory=list)  # received, while the outbox says otherwise
     text_problems: list[SmsScore] = field(default_factory=list)
     for_false_alarms: int = 0
     after_drill: int = 0
@@ -168,6 +169,8 @@ class Report:
         if self.sms is not None:
             out += [f"{len(self.sms.unaccounted)} SMS unaccounted for"] if self.sms.unaccounted else []
             out += [f"{len(self.sms.lost)} SMS sent but never received"] if self.sms.lost else []
+            out += [f"{len(self.sms.inconsistent)} SMS received that the outbox says were not sent"] \
+                if self.sms.inconsistent else []
             out += [f"{len(self.sms.text_problems)} SMS not Chinese or longer than one SMS"] \
                 if self.sms.text_problems else []
         return out + self.integrity

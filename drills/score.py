@@ -102,15 +102,16 @@ class Scorer:
 
     # -- SMS ------------------------------------------------------------------------------------
     def _account_sms(self) -> None:
-        """Match what reached the SMS centre to the outbox (see the module docstring, step 3)."""
+        """Match what reached the SMS centre to the outbox (see the module docstring, step 3).
+
+        Texts carry times and short codes, so recipient and text pick the row; of several, the
+        one sent nearest in time. Times alone cannot: under load the notifier records a send
+        seconds of wall time (minutes of a compressed clock) after the SMS centre has it."""
         plan, sms = self.plan, self.sms
-        sent = sorted((n for n in self.record.notifications if n.status == "sent" and n.sent is not None),
-                      key=lambda n: n.sent or 0.0)
         if self.ctx.received is None:
             return
-        tolerance = (2.0 + plan.scenario.deadlines.processing_s) * plan.speed + 1.0
         free: dict[tuple[str, str], list[NotifRec]] = defaultdict(list)
-        for n in sent:
+        for n in self.record.notifications:
             free[(n.address, n.text)].append(n)
         answers = {(r.sender, r.answer) for r in self.record.replies if r.answer}
         for msg in self.ctx.received:
@@ -122,24 +123,27 @@ class Scorer:
                 continue
             sms.received += 1
             rows = free[(msg.to, msg.text)]
-            row = next((n for n in rows if abs((n.sent or 0.0) - at) <= tolerance), None)
             who = self._who(msg.to)
             problem = text_problem(msg.text)
             if problem:
                 sms.text_problems.append(SmsScore(at, msg.to, who, msg.text, problem))
-            if row is None:
+            if not rows:
                 kind = "reply" if (msg.to, msg.text) in answers else "unaccounted"
                 self._count(who, kind)
                 if kind == "unaccounted":
-                    sms.unaccounted.append(SmsScore(at, msg.to, who, msg.text, "no outbox row sent this text "
-                                                                               "to this number then"))
+                    sms.unaccounted.append(SmsScore(at, msg.to, who, msg.text, "no outbox row has this text for "
+                                                                               "this number"))
                 continue
+            row = min(rows, key=lambda n: abs((n.sent or n.created) - at))
             rows.remove(row)
             self.received_ids.add(row.id)
             self._count(who, row.kind)
+            if row.status != "sent":
+                sms.inconsistent.append(SmsScore(at, msg.to, who, msg.text, f"the outbox says {row.status}, yet it "
+                                                                            "reached the phone"))
         for rows in free.values():
             for n in rows:
-                if n.sent is not None and plan.start <= n.sent <= plan.end:
+                if n.status == "sent" and n.sent is not None and plan.start <= n.sent <= plan.end:
                     sms.lost.append(SmsScore(n.sent, n.address, self._who(n.address), n.text,
                                              "the outbox says sent; the SMS centre never received it"))
 

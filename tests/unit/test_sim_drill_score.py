@@ -206,13 +206,17 @@ def test_sms_nobody_sent_sms_lost_and_sms_not_in_chinese(tmp_path: Path) -> None
     w.sms(a, "reminder", OFFICER, "10:05", arrives=False, text="【演练】【考务告警·第1次提醒】S07 市电中断")
     w.sms(a, "escalation", CENTER, "10:06", level=2, person="drill-center",
           text="【演练】【考务告警·升级】S07 site_silent 10:06 请立即处置")
+    w.sms(a, "reminder", OFFICER, "10:07", text="【演练】【考务告警·第2次提醒】S07 市电中断")
+    with writing(w.notify) as conn:  # the notifier says it dropped it, yet the phone got it
+        conn.execute(sa.update(_N).where(_N.c.text.like("%第2次%")).values(status="dropped"))
     r = w.score()
     assert r.sms is not None
     assert [(x.to, x.recipient) for x in r.sms.unaccounted] == [(CENTER, "演练指挥中心 (drill-center)")]
     assert [x.text for x in r.sms.lost] == ["【演练】【考务告警·第1次提醒】S07 市电中断"]
     assert [x.problem for x in r.sms.text_problems] == ["English words in the text: site, silent"]
-    # acknowledged at 10:02:05: the reminder and the escalation after it are nagging
-    assert "2 reminder/escalation SMS after the acknowledgement at 10:02:05" in r.faults[0].expectations[0].problems
+    assert [x.problem for x in r.sms.inconsistent] == ["the outbox says dropped, yet it reached the phone"]
+    # acknowledged at 10:02:05: the reminders and the escalation after it are nagging
+    assert "3 reminder/escalation SMS after the acknowledgement at 10:02:05" in r.faults[0].expectations[0].problems
 
 
 def test_the_first_level_must_hear_and_an_all_clear_must_follow(tmp_path: Path) -> None:
