@@ -6,7 +6,8 @@ import asyncio
 import json
 import resource
 import signal
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated
 
@@ -76,13 +77,15 @@ def fds_or_exit(mode: Mode, devices: int) -> None:
              "use --mode gateway (one connection per site) or raise `ulimit -n`")
 
 
-def run_engine(engine: Engine, links: int, duration_s: float, quiet: bool) -> Stats:
-    """Run ``engine`` with a progress display until it ends, SIGINT or SIGTERM."""
+def run_engine(engine: Engine, links: int, duration_s: float, quiet: bool,
+               more: Callable[[float], str] | None = None, tz: tzinfo | None = None) -> Stats:
+    """Run ``engine`` with a progress display until it ends, SIGINT or SIGTERM (``more``: more
+    to show at a simulated moment, ``tz``: the offset to show simulated time in)."""
     async def main() -> Stats:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, engine.stop)
-        with reporter(links, duration_s, quiet) as rep:
+        with reporter(links, duration_s, quiet, more, tz) as rep:
             return await engine.run(rep.connected, rep.tick)
 
     try:

@@ -3,7 +3,8 @@
 An effect is active on one device for a simulated window ``[start, end)``. The engine asks it
 to change each report (a value, a timestamp, a payload mangled into bytes) or to silence it,
 and calls it at both edges for the events a real device would send (``mains`` lost and back,
-a camera's ``tamper`` alert and its recovery).
+a camera's ``tamper`` alert and its recovery); it may also drop events the faulty device would
+not send.
 """
 
 from __future__ import annotations
@@ -36,3 +37,8 @@ class Effect:
     def events(self, payload: Payload, begins: bool) -> list[Payload]:
         """Events at the fault's start (``begins``) or end, built on the report's envelope."""
         return []
+
+    def filter_events(self, events: list[Payload]) -> list[Payload]:
+        """The device's own events while the fault is active, as the faulty device sends them
+        (a jammer held off sends no scheduled "switched on")."""
+        return events

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -21,6 +21,9 @@ class Reporter:
     task: TaskID | None
     links: int
     t0: float | None = None
+    #: what else to say at a simulated moment (a drill: the next fault or timetable edge)
+    more: Callable[[float], str] | None = None
+    tz: tzinfo | None = None  # show simulated time in this offset (default: the machine's)
 
     def connected(self, n: int) -> None:
         if self.progress is not None and self.task is not None:
@@ -31,11 +34,13 @@ class Reporter:
             return
         if self.t0 is None:
             self.t0 = sim_now
-        when = datetime.fromtimestamp(sim_now, UTC).astimezone().strftime("%m-%d %H:%M:%S")
+        at = datetime.fromtimestamp(sim_now, UTC)
+        when = (at.astimezone(self.tz) if self.tz else at.astimezone()).strftime("%m-%d %H:%M:%S")
+        more = f" | {self.more(sim_now)}" if self.more else ""
         self.progress.update(
             self.task, completed=sim_now - self.t0,
             description=(
-                f"sim {when} | {stats.devices} devices | {stats.sent} msgs "
+                f"sim {when}{more} | {stats.devices} devices | {stats.sent} msgs "
                 f"{stats.report_rate:,.0f}/s (nominal {stats.nominal_msg_s:,.0f}) | "
                 f"lag p99 ≤ {stats.lag_quantile(0.99):g} s | drop {stats.dropped} | RSS {rss_mb():,.0f} MB"
             ),
@@ -43,7 +48,8 @@ class Reporter:
 
 
 @contextmanager
-def reporter(links: int, duration_s: float, quiet: bool) -> Iterator[Reporter]:
+def reporter(links: int, duration_s: float, quiet: bool, more: Callable[[float], str] | None = None,
+             tz: tzinfo | None = None) -> Iterator[Reporter]:
     """A progress display on stderr (none when ``quiet``); the bar fills over ``duration_s``."""
     if quiet:
         yield Reporter(None, None, links)
@@ -53,4 +59,4 @@ def reporter(links: int, duration_s: float, quiet: bool) -> Iterator[Reporter]:
         columns.insert(1, BarColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task("starting", total=duration_s or None)
-        yield Reporter(progress, task, links)
+        yield Reporter(progress, task, links, more=more, tz=tz)

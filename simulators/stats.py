@@ -35,6 +35,7 @@ class Stats:
     events: int = 0
     reports: int = 0            # telemetry reports due and handled
     max_lag_s: float = 0.0
+    max_lag_at: float = 0.0     # the simulated moment of the worst lag
     lag_counts: list[int] = field(default_factory=lambda: [0] * len(_LAG_BUCKETS))
     started: float = 0.0
     finished: float = 0.0
@@ -47,10 +48,11 @@ class Stats:
         self.started = time.time()
         self.rss_start_mb = round(rss_mb(), 1)
 
-    def lag(self, seconds: float) -> None:
-        """Record one report sent ``seconds`` after it was due."""
+    def lag(self, seconds: float, at: float = 0.0) -> None:
+        """Record one report sent ``seconds`` after it was due (at simulated time ``at``)."""
         self.reports += 1
-        self.max_lag_s = max(self.max_lag_s, seconds)
+        if seconds > self.max_lag_s:
+            self.max_lag_s, self.max_lag_at = seconds, at
         for i, bound in enumerate(_LAG_BUCKETS):
             if seconds <= bound:
                 self.lag_counts[i] += 1

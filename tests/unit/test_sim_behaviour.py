@@ -11,14 +11,12 @@ import pytest
 
 from drills import faults
 from drills import scenario as sc
+from drills.plan import FaultPlan, build
 from examwatch import inventory, timetable
-from examwatch.clock import DrillClock
 from examwatch.kinds import KINDS
-from examwatch.settings import load_settings
 from simulators import behaviour, timetable_out
 from simulators.behaviour import DeviceSim, SiteDay
 from simulators.clock import check_span, start_day
-from simulators.engine import Engine, Options
 from simulators.readings import poisson
 
 INV = inventory.load(Path("config/district.yaml"))
@@ -120,29 +118,91 @@ def test_a_span_too_far_ahead_of_the_wall_clock_is_refused() -> None:
     assert check_span(4 * 86_400, 1, 86_400) is None  # real time never runs ahead
 
 
-def _effect_payloads(fault: sc.Fault, device_id: str, start: float) -> list[dict | bytes]:
-    engine = Engine(load_settings(None, mode="demo"), INV, TT, DrillClock(start, start), Options(interval_s=60))
-    faults.install(fault, engine, start, start + 300)
-    eff = engine.devices[device_id].effects[0]
-    payload, _ = behaviour.step(engine.devices[device_id], start, DAY, random.Random(1), 60)
-    return [eff.telemetry(payload, start + 60), *eff.events(payload, True), *eff.events(payload, False)]
+def _plan_fault(tmp_path: Path, fault: str) -> FaultPlan:
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: t\ntitle: t\npaper: d2-physics\nfaults:\n  - {fault}\n")
+    return build(sc.load(path, INV, TT), INV, TT, 1.0).faults[0]
 
 
-def test_fault_effects_change_what_the_device_sends() -> None:
-    t = CHINESE + 20 * MIN
-    mains = sc.MainsLost(device="S01-VAULT-PWR1", at=timedelta(0), duration=timedelta(minutes=5))
-    sent, lost, back = _effect_payloads(mains, "S01-VAULT-PWR1", t)
+def _effect_payloads(tmp_path: Path, fault: str, speed: float = 1.0) -> tuple[FaultPlan, list[dict | bytes]]:
+    """What the faulty device sends a minute into the fault, and its events at both edges."""
+    fp = _plan_fault(tmp_path, fault)
+    eff = faults.effect(fp, speed)
+    device = DeviceSim(INV.device_specs[fp.subject], fp.site, 0.0)
+    payload, _ = behaviour.step(device, fp.start, SiteDay.build(TT, INV.site(fp.site)), random.Random(1), 60)
+    return fp, [eff.telemetry(payload, fp.start + 60), *eff.events(payload, True), *eff.events(payload, False)]
+
+
+def test_fault_effects_change_what_the_device_sends(tmp_path: Path) -> None:
+    _, (sent, lost, back) = _effect_payloads(
+        tmp_path, "{type: mains_lost, device: S01-VAULT-PWR1, at: '10:00', for: 40m, drain_pct_per_min: 2}")
     assert isinstance(sent, dict)
+    assert isinstance(lost, dict)
+    assert isinstance(back, dict)
     assert (sent["mains_v"], sent["on_ups"], lost["lost"], back["lost"]) == (0.0, True, True, False)
-    band = sc.BandDown(device="S01-R01-JAM1", band="n41", at=timedelta(0), duration=timedelta(minutes=5))
-    sent = _effect_payloads(band, "S01-R01-JAM1", t)[0]
+    # a minute at 2 %/min: 98 % left, 49 minutes at that rate
+    assert (sent["ups_battery_pct"], sent["ups_minutes_left"]) == (98.0, 49.0)
+    _, (sent, *_) = _effect_payloads(tmp_path, "{type: band_down, device: S01-R01-JAM1, band: n41, at: '08:10', "
+                                               "for: 5m}")
     assert isinstance(sent, dict)
     assert sent["rf_dbm"]["n41"] == 0
     assert sent["rf_dbm"]["n78"] > 20
-    bug = sc.Malformed(device="S01-R01-CAM1", style="nan", at=timedelta(0), duration=timedelta(minutes=5))
-    raw = _effect_payloads(bug, "S01-R01-CAM1", t)[0]
+    _, (raw, *_) = _effect_payloads(tmp_path, "{type: malformed, device: S01-R01-CAM1, style: nan, at: '08:10', "
+                                              "for: 5m}")
     assert isinstance(raw, bytes)
     assert b"NaN" in raw
+
+
+def test_a_jammer_switched_off_reports_off_and_says_so(tmp_path: Path) -> None:
+    fp, (sent, off, on) = _effect_payloads(tmp_path, "{type: jammer_off, device: S01-R01-JAM1, at: '08:10', for: 5m}")
+    assert isinstance(sent, dict)
+    assert sent["on"] is False
+    assert all(v == -60 for v in sent["rf_dbm"].values())
+    assert (off["event"], off["on"], off["by"], on["on"]) == ("switched", False, "manual", True)
+    # held off at its window's start: no "switched off" (it never came on), and the schedule's
+    # "switched on" is not sent while the fault lasts
+    fp, (sent, on) = _effect_payloads(tmp_path, "{type: jammer_not_on, device: S01-R01-JAM1, at: '07:45', for: 5m}")
+    assert on["on"] is True
+    eff = faults.effect(fp, 1.0)
+    scheduled = [{"event": "switched", "on": True, "by": "schedule"}, {"event": "other"}]
+    assert eff.filter_events(scheduled) == [{"event": "other"}]
+
+
+@pytest.mark.parametrize(("kind", "field", "value"),
+                         [("tamper", "tamper", True), ("video_loss", "video_loss", True),
+                          ("recording_stopped", "recording", False)])
+def test_camera_faults_set_their_field_and_alert(tmp_path: Path, kind: str, field: str, value: bool) -> None:
+    _, (sent, begins, ends) = _effect_payloads(tmp_path, f"{{type: {kind}, device: S01-VAULT-CAM1, at: '12:00', "
+                                                         "for: 5m}")
+    assert isinstance(sent, dict)
+    assert sent[field] is value
+    assert (begins["alert"], begins["active"], ends["active"]) == (kind, True, False)
+    KINDS["camera"].event_adapter.validate_json(json.dumps(begins))
+
+
+def test_face_match_surge_holds_its_share_at_its_pass_rate(tmp_path: Path) -> None:
+    fp = _plan_fault(tmp_path, "{type: face_match_surge, device: S01-ENT-GATE1, share: 0.3, passes_per_min: 6, "
+                               "at: '07:50', for: 20m}")
+    eff = faults.effect(fp, 1.0)
+    gate = DeviceSim(INV.device_specs["S01-ENT-GATE1"], "S01", 0.0)
+    day = SiteDay.build(TT, SITE)
+    rng = random.Random(2)
+    sent = [eff.telemetry(behaviour.step(gate, fp.start + n * 30, day, rng, 30)[0], fp.start + n * 30)
+            for n in range(200)]
+    passes = sum(p["passes"] for p in sent if isinstance(p, dict))
+    failures = sum(p["face_match_failures"] for p in sent if isinstance(p, dict))
+    assert passes == pytest.approx(200 * 3, rel=0.15)  # 6 a minute, 30 s reports
+    assert failures / passes == pytest.approx(0.3, abs=0.06)
+
+
+def test_clock_skew_scales_with_a_compressed_clock(tmp_path: Path) -> None:
+    fault = "{type: clock_skew, device: S01-R01-CAM1, offset: +10s, at: '12:00', for: 5m}"
+    fp, (sent, *_) = _effect_payloads(tmp_path, fault)
+    _, (fast, *_) = _effect_payloads(tmp_path, fault, speed=60)
+    assert isinstance(sent, dict)
+    assert isinstance(fast, dict)
+    assert sent["ts"] - int(fp.start * 1000) == 10_001  # a millisecond off the report grid
+    assert fast["ts"] - int(fp.start * 1000) == 600_001
 
 
 def test_a_shifted_timetable_is_written_as_a_file_that_loads_back(tmp_path: Path) -> None:
