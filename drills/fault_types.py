@@ -246,6 +246,8 @@ class _CameraFault(_DeviceFault):
     consequences = (("room_recording", Scope.ROOM),)
 
     def defaults(self, kind: str | None, room_type: RoomType | None, in_paper: bool) -> tuple[Expect, ...]:
+        if room_type is RoomType.STORAGE:
+            return _one(f"vault_{self.rule}", Severity.MAJOR)  # config/rules/camera.yaml: watched at every hour
         if room_type is RoomType.EXAM and not in_paper:
             return ()
         return _one(self.rule, Severity.MAJOR)

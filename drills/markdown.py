@@ -53,8 +53,11 @@ def _expectation_rows(r: Report, e: ExpectationScore) -> list[tuple[float, str]]
         rows.append((e.due, f"NOT detected: {e.rule} {e.severity} on {e.subject} was due"))
     first: dict[str, float] = {}
     for t in e.told:
-        if t.kind != "all_clear" and t.at is not None and (e.reached_at is None or t.at >= e.reached_at - 1):
-            first.setdefault(t.name, t.at)
+        first_firing = e.fired_at is not None and e.reached_at is not None and e.reached_at <= e.fired_at + 1
+        folded_in = t.incident and first_firing
+        if t.kind != "all_clear" and t.at is not None and (e.reached_at is None or folded_in
+                                                               or t.at >= e.reached_at - 1):
+            first[t.name] = min(first.get(t.name, t.at), t.at)
     if first:
         who = ", ".join(f"{name} {r.hhmm(at)}" for name, at in sorted(first.items(), key=lambda x: x[1]))
         rows.append((min(first.values()), f"notified: {who}" + (f" (first level: {', '.join(e.should_hear)})"

@@ -105,6 +105,9 @@ class Record:
     notifications: list[NotifRec]
     replies: list[ReplyRec]
     codes: dict[int, str]
+    #: alarm id → the root of the incident the notifier told it with, for alarms not their own root
+    #: (a mains loss's "on UPS" and "UPS low" go out as one text about the mains loss)
+    incident_of: dict[int, int] = field(default_factory=dict)
 
     def alarm(self, alarm_id: int) -> AlarmRec | None:
         return next((a for a in self.alarms if a.id == alarm_id), None)
@@ -129,6 +132,7 @@ def read(store: sa.Engine, notify_store: sa.Engine, start: float, end: float) ->
                 alarms[t.alarm_id].steps.append(Step(t.seq, t.state, t.severity, t.at_ns / NS, t.by, t.comment or ""))
     notes: list[NotifRec] = []
     codes: dict[int, str] = {}
+    incident_of: dict[int, int] = {}
     replies: list[ReplyRec] = []
     if _table_exists(notify_store, "notification"):
         with notify_store.connect() as conn:
@@ -138,6 +142,9 @@ def read(store: sa.Engine, notify_store: sa.Engine, start: float, end: float) ->
             if _table_exists(notify_store, "notify_alarm"):
                 q2 = sa.select(_NA.c.alarm_id, _NA.c.code).where(_NA.c.code.is_not(None))
                 codes = {r.alarm_id: r.code for r in conn.execute(q2)}
+                q4 = sa.select(_NA.c.alarm_id, _NA.c.incident).where(_NA.c.incident.is_not(None),
+                                                                     _NA.c.incident != _NA.c.alarm_id)
+                incident_of = {r.alarm_id: r.incident for r in conn.execute(q4)}
     seen: set[str] = set()
     for engine in (notify_store, store):  # the API audits replies in one of them; read both once
         if str(engine.url) in seen or not _table_exists(engine, "sms_reply"):
@@ -147,7 +154,7 @@ def read(store: sa.Engine, notify_store: sa.Engine, start: float, end: float) ->
             q3 = sa.select(_R).where(_R.c.at_ns >= lo).order_by(_R.c.id)
             replies += [ReplyRec(r.at_ns / NS, r.sender, r.text, r.outcome, r.person, r.alarm_id, r.answer or "")
                         for r in conn.execute(q3)]
-    return Record(list(alarms.values()), notes, replies, codes)
+    return Record(list(alarms.values()), notes, replies, codes, incident_of)
 
 
 def _notif(r: Any) -> NotifRec:

@@ -25,6 +25,7 @@ class Told:
     level: int
     at: float | None  # sent (the gateway took it), drill clock
     received: bool
+    incident: bool = False  # an SMS about the incident's root, which told of this alarm too
 
 
 @dataclass

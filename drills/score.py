@@ -196,12 +196,18 @@ class Scorer:
         s.should_hear = first_level(self.ctx.roster, alarm.site, kind, severity.value, alarm.drill, local)
         s.notify_due = s.reached_at + self.plan.notify_deadline(severity)
         names = self.ctx.roster.by_id
-        for n in self.by_alarm.get(alarm.id, []):
+        root = self.record.incident_of.get(alarm.id)
+        about = [(n, False) for n in self.by_alarm.get(alarm.id, [])]
+        about += [(n, True) for n in self.by_alarm.get(root, [])] if root is not None else []
+        for n, via_root in about:
             s.told.append(Told(n.person, names[n.person].name if n.person in names else n.person, n.address,
-                               n.kind, n.level, n.sent, self._reached_phone(n)))
+                               n.kind, n.level, n.sent, self._reached_phone(n), via_root))
         for person in s.should_hear:
-            heard = [t.at for t in s.told if t.person == person and t.kind != "all_clear" and t.received
-                     and t.at is not None and t.at >= s.reached_at - 1]
+            # the incident's text counts for the alarm's first firing even when it went out first (a
+            # mains loss told, its "UPS low" is folded in); a later rise must be told of itself
+            folded_in = alarm.fired is not None and s.reached_at <= alarm.fired + 1
+            heard = [max(t.at, s.reached_at) for t in s.told if t.person == person and t.kind != "all_clear"
+                     and t.received and t.at is not None and (t.at >= s.reached_at - 1 or (t.incident and folded_in))]
             muted = any(n.person == person and n.status == "muted" for n in self.by_alarm.get(alarm.id, []))
             if not heard and muted:
                 continue  # a silence set by people (the scenario's, or the office's) held it back
@@ -248,12 +254,23 @@ class Scorer:
         if not self.ctx.all_clear:
             return
         alerted = {t.person for t in s.told if t.kind != "all_clear" and t.received}
-        due = step.at + self.plan.all_clear_deadline()
+        due = self._incident_resolved(alarm, step.at) + self.plan.all_clear_deadline()
         cleared = {t.person for t in s.told if t.kind == "all_clear" and t.received
                    and t.at is not None and t.at <= due}
         missing = sorted(alerted - cleared)
         if missing and step.at <= self.plan.end:
             s.problems.append(f"no all-clear by {self._t(due)} to {', '.join(missing)}")
+
+    def _incident_resolved(self, alarm: AlarmRec, resolved: float) -> float:
+        """When the last alarm of ``alarm``'s incident resolved: the notifier sends one all-clear then."""
+        of = self.record.incident_of
+        root = of.get(alarm.id, alarm.id)
+        ends = [resolved]
+        for a in self.record.alarms:
+            step = a.first("resolved") if a.id == root or of.get(a.id) == root else None
+            if step is not None:
+                ends.append(step.at)
+        return max(ends)
 
     # -- false alarms, quiet spans ---------------------------------------------------------------
     def _brief(self, a: AlarmRec) -> AlarmBrief:

@@ -12,6 +12,7 @@ from api.deps import Operator, PagingDep, Viewer, WorldDep, audit
 from api.models.common import Page, ns_time
 from api.models.notify import NotificationPublic, SilenceCreate, SilencePublic
 from api.problems import Unprocessable
+from examwatch.clock import now_ns
 from examwatch.store import silences
 from examwatch.store.notify_models import Notification
 
@@ -39,7 +40,7 @@ def list_silences(world: WorldDep, _: Viewer, page: PagingDep,
                   active: Annotated[bool, Query(description="only those in force or yet to start")] = True,
                   ) -> Page[SilencePublic]:
     """Silences mute notifications only; the alarms and their transitions are kept."""
-    views = silences.list_silences(world.notify, active_only=active)
+    views = silences.list_silences(world.notify, active_only=active, now_ns=now_ns(world.clock))
     return page.page([silence_public(v) for v in page.window(views)], len(views))
 
 
@@ -50,7 +51,7 @@ def create_silence(world: WorldDep, request: Request, who: Operator, body: Silen
         starts = _ns(body.starts, "body.starts") if body.starts is not None else None
         view = silences.create(world.notify, ends_ns=_ns(body.ends, "body.ends"), by=who.name, site=body.site,
                                room=body.room, device=body.device, rule=body.rule, starts_ns=starts, kind=body.kind,
-                               comment=body.comment)
+                               comment=body.comment, now_ns=now_ns(world.clock))
     except silences.SilenceError as exc:
         raise Unprocessable("body", str(exc)) from None
     audit(request, silence=view.id, matchers=view.describe(), ends=view.ends_ns)
@@ -64,7 +65,7 @@ def expire_silence(world: WorldDep, request: Request, who: Operator,
     if not any(v.id == silence_id for v in silences.list_silences(world.notify, active_only=False)):
         raise HTTPException(404, f"no silence {silence_id}")
     try:
-        view = silences.expire(world.notify, silence_id, who.name)
+        view = silences.expire(world.notify, silence_id, who.name, now_ns=now_ns(world.clock))
     except silences.SilenceError as exc:
         raise HTTPException(409, str(exc)) from None
     audit(request, silence=silence_id)
