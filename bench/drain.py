@@ -4,7 +4,7 @@ A persistent session (MQTT v5, ``ReceiveMaximum`` 65,535) is made and left; a si
 publishes a QoS 1 backlog of the bench mix into it; then a reader process connects to the
 session, takes every message and acknowledges them in batches of 5,000, as ingest does. The
 figure is the reader's CPU from connection to the last message, per message: paho-mqtt 2.2 with
-``manual_ack`` (``on_message`` and ``Client.ack``), or ``ingest.source.Subscriber``. Nothing is
+``manual_ack`` (``on_message`` and ``Client.ack``), or ``examwatch.subscriber.Subscriber``. Nothing is
 decoded: it is the cost of MQTT alone. Rounds alternate the two readers on the same broker.
 """
 
@@ -37,7 +37,7 @@ def read(reader: str, port: int, secret: str, client_id: str, count: int) -> dic
     """Connect ``client_id``'s session with ``reader``, take ``count`` messages; CPU and wall seconds."""
     from examwatch import credentials, mqtt, topics  # noqa: PLC0415 - the reader process only
     from examwatch.settings import MqttSettings  # noqa: PLC0415
-    from ingest.source import Subscriber  # noqa: PLC0415
+    from examwatch.subscriber import Subscriber  # noqa: PLC0415
 
     user = credentials.service_user("ingest")
     password = credentials.password(secret, user)
@@ -69,7 +69,7 @@ def read(reader: str, port: int, secret: str, client_id: str, count: int) -> dic
     else:
         sub: Subscriber
 
-        def on_publish(_t: bytes, _p: bytes, mid: int, epoch: int, _r: int) -> None:
+        def on_publish(_t: bytes, _p: bytes, mid: int, epoch: int, _r: int, _d: bool) -> None:
             got[0] += 1
             acks.append((mid, epoch))
             if len(acks) >= 5000 or got[0] >= count:

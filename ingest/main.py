@@ -43,10 +43,11 @@ def serve(config: Path | None, worker: str, log_level: str) -> int:
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", worker):
         return _fail("--worker must be 1-32 letters, digits, '-' or '_'", 2)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from examwatch import compact  # noqa: PLC0415 - after the arguments: `--help` needs none of it
+    # after the arguments: `--help` needs none of it
+    from examwatch import compact, subscriber  # noqa: PLC0415
     from examwatch.datafile import DataFileError  # noqa: PLC0415
     from examwatch.settings import load_settings  # noqa: PLC0415
-    from ingest import service, source  # noqa: PLC0415
+    from ingest import service  # noqa: PLC0415
 
     try:
         settings = load_settings(config)
@@ -55,7 +56,7 @@ def serve(config: Path | None, worker: str, log_level: str) -> int:
         return _fail(str(exc), 2)
     try:
         service.run(settings, inventory, worker)
-    except source.Refused as exc:
+    except subscriber.Refused as exc:
         return _fail(str(exc), 3)
     except OSError as exc:
         return _fail(f"stopped: {exc}", 3)

@@ -21,10 +21,10 @@ from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.rejects import Reason
 from examwatch.settings import Settings
 from examwatch.signals import stop_on_signals
+from examwatch.subscriber import Subscriber
 from ingest.batch import Batcher
 from ingest.decode import Decoder
 from ingest.metrics import Stats, StatsCollector
-from ingest.source import Subscriber
 from ingest.spool import Spool
 from ingest.writer import Writer
 
@@ -74,7 +74,7 @@ class Ingest:
         cfg = self.settings.ingest
         return min(65535, cfg.batch_size * (cfg.max_batches_in_flight + 1))
 
-    def _on_message(self, topic: bytes, payload: bytes, mid: int, epoch: int, recv_ns: int) -> None:
+    def _on_message(self, topic: bytes, payload: bytes, mid: int, epoch: int, recv_ns: int, _dup: bool) -> None:
         if self._stopping:
             return  # not acknowledged: the broker redelivers it to the next session
         self.stats.received += 1

@@ -2,7 +2,10 @@
 
 MQTT v5 with a persistent session (client id ``rules-<worker>``) on the shared subscription
 ``$share/rules/exam/v1/#``: the engine's own group, so it sees every message whatever ingest
-does. Run one rules worker: absence and windows need all of a device's messages in one place.
+does. The stream is read by ``examwatch.subscriber``, ingest's lean reader (a few µs of CPU a
+message, where paho's callback path took about 45: BENCHMARKS.md, "Lean ingest"); alarm
+transitions and reload answers go out on a paho client of their own (``rules-<worker>-out``,
+no session: it only publishes). Run one rules worker: absence and windows need all of a device's messages in one place.
 Messages are acknowledged only after the store transaction holding their effects commits, so a
 SIGKILL loses nothing and repeats nothing. SIGHUP, or a request from the API on
 ``exam/v1/_control/reload/rules`` (examwatch.control), reloads the rules files; a broken file is
@@ -29,9 +32,9 @@ from collections.abc import Callable
 
 import paho.mqtt.client as paho
 
-from examwatch import control, mqtt, topics
+from examwatch import control, credentials, mqtt, topics
 from examwatch.check import Limits
-from examwatch.clock import Clock, wait_s
+from examwatch.clock import WALL, Clock, now_ns, wait_s
 from examwatch.datafile import DataFileError
 from examwatch.inbox import Inbox
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
@@ -41,6 +44,7 @@ from examwatch.rulebook.files import RuleSet, load_dir
 from examwatch.settings import Settings
 from examwatch.signals import reload_on_hangup, stop_on_signals
 from examwatch.store import open_store
+from examwatch.subscriber import Refused, Subscriber
 from examwatch.timetable import Timetable
 from rules.engine import Engine
 from rules.intake import Intake
@@ -52,7 +56,7 @@ log = logging.getLogger("examwatch.rules")
 SHARE_GROUP = "rules"
 #: the API's reload requests come in order with telemetry, through the shared subscription
 RELOAD_TOPIC = control.reload_topic("rules")
-Item = tuple[str, bytes, float, int, int, bool]  # topic, payload, receive time, mid, qos, DUP
+Item = tuple[bytes, bytes, int, int, int, bool]  # topic, payload, mid, session epoch, receive ns, DUP
 SWITCH_INTERVAL_S = 0.0005
 
 
@@ -76,25 +80,28 @@ class Service:
         )
         self.intake = Intake(self.world, Limits.of(settings.ingest))
         self.inbox: Inbox[Item] = Inbox()
-        self.client = mqtt.service_client(settings, "rules", f"rules-{cfg.worker}", manual_ack=True)
+        user = credentials.service_user("rules")
+        self.source = Subscriber(
+            settings.mqtt, f"rules-{cfg.worker}", user, credentials.password(settings.secret.get_secret_value(), user),
+            f"$share/{SHARE_GROUP}/{topics.ALL}", self._on_message, session_expiry_s=cfg.session_expiry_s,
+            receive_maximum=cfg.receive_maximum,
+            now_ns=time.time_ns if self.clock is WALL else lambda: now_ns(self.clock),
+        )
+        self.client = mqtt.service_client(settings, "rules", f"rules-{cfg.worker}-out")
         self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
         self.influx = Influx(settings.influx)
         self.outbox = Outbox(self.store, self.influx, self._publish, mark_sent=self.engine.mark_sent)
         self._stopping = False
 
     def _on_connect(
-        self, c: paho.Client, _u: object, flags: paho.ConnectFlags, rc: object, _p: object
+        self, _c: paho.Client, _u: object, _flags: paho.ConnectFlags, rc: object, _p: object
     ) -> None:
         if getattr(rc, "is_failure", False):
-            log.error("broker refused rules: %s", rc)
-            return
-        c.subscribe(f"$share/{SHARE_GROUP}/{topics.ALL}", qos=1)
-        log.info("connected (session present: %s)", flags.session_present)
+            log.error("broker refused the rules engine's publisher: %s", rc)
 
-    def _on_message(self, _c: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
+    def _on_message(self, topic: bytes, payload: bytes, mid: int, epoch: int, recv_ns: int, dup: bool) -> None:
         if not self._stopping:  # else not acknowledged: the broker gives it to our next session
-            self.inbox.put((msg.topic, bytes(msg.payload), self.clock.now(), msg.mid, msg.qos, msg.dup))
+            self.inbox.put((topic, payload, mid, epoch, recv_ns, dup))
 
     def _publish(self, topic: str, payload: bytes) -> Callable[[], None]:
         info = self.client.publish(topic, payload, qos=1, retain=True)
@@ -117,12 +124,11 @@ class Service:
                 log.warning("cannot create database yet (%s); transitions wait in the store", exc)
         self.engine.restore()
         self.outbox.start()
-        mqtt.connect_and_wait(
-            self.client,
-            self.settings.mqtt,
-            session_expiry_s=self.settings.rules.session_expiry_s,
-            receive_maximum=self.settings.rules.receive_maximum,
-        )
+        mqtt.connect_and_wait(self.client, self.settings.mqtt, clean_start=True)
+        try:
+            self.source.connect()
+        except Refused as exc:
+            raise mqtt.ConnectRefused(str(exc)) from exc
 
     def loop(self, stop: threading.Event, reload: threading.Event) -> None:
         """Evaluate until ``stop``: commit at once after a message or timer that makes a
@@ -141,13 +147,14 @@ class Service:
                     wait = min(wait, last_commit + interval - time.monotonic())
                 taken.extend(self.inbox.take(max(0.001, wait), 5000))
             while taken:
-                topic, payload, recv_s, mid, qos, dup = taken.popleft()
+                raw_topic, payload, mid, epoch, recv_ns, dup = taken.popleft()
+                topic = raw_topic.decode("utf-8", "replace")  # the broker lets only UTF-8 topics through
                 try:
-                    self._judge(topic, payload, recv_s, dup)
+                    self._judge(topic, payload, recv_ns / 1e9, dup)
                 except Exception:  # a bug must cost one message, not the engine: redelivered, it would crash it again
                     log.exception("message on %s not judged", topic)
                     self.intake.refused[Reason.INTERNAL] += 1
-                acks.append((mid, qos))
+                acks.append((mid, epoch))
                 if self.engine.has_output():
                     break  # an alarm is on its way: commit and publish it now
             if not taken:  # everything that had arrived is judged: timers may look at silence
@@ -169,9 +176,9 @@ class Service:
         written = self.engine.commit()
         if written:
             self.outbox.send(written)
-        for mid, qos in acks:
-            self.client.ack(mid, qos)
-        acks.clear()
+        if acks:
+            self.source.ack(acks)  # copied into the subscriber's queue
+            acks.clear()
 
     def reload(self) -> tuple[bool, str]:
         """Re-read the rules files (SIGHUP, or a request from the API); a broken file keeps the running rules."""
@@ -191,6 +198,7 @@ class Service:
         self._stopping = True
         self.outbox.stop()
         self.engine.commit()  # what the outbox sent meanwhile is marked so (nothing else is left to write)
+        self.source.close()  # the acknowledgements queued so far go out first; the session stays
         self.client.disconnect()
         self.client.loop_stop()
         self.engine.close()

@@ -11,9 +11,9 @@ import pytest
 
 from examwatch import credentials, topics
 from examwatch.settings import MqttSettings
+from examwatch.subscriber import Refused, Subscriber
 from harness.servers import wait_for
 from harness.stack import Stack, device_topic, publish_all, telemetry
-from ingest.source import Refused, Subscriber
 
 
 def _subscriber(stack: Stack, got: list[bytes], keepalive_s: int = 5, password: str = "") -> Subscriber:
@@ -22,7 +22,7 @@ def _subscriber(stack: Stack, got: list[bytes], keepalive_s: int = 5, password: 
     acks: list[tuple[int, int]] = []
     lock = threading.Lock()
 
-    def on_message(topic: bytes, _payload: bytes, mid: int, epoch: int, _recv_ns: int) -> None:
+    def on_message(topic: bytes, _payload: bytes, mid: int, epoch: int, _recv_ns: int, _dup: bool) -> None:
         got.append(topic)
         with lock:
             acks.append((mid, epoch))
@@ -36,7 +36,7 @@ def _subscriber(stack: Stack, got: list[bytes], keepalive_s: int = 5, password: 
 
 def test_idle_connection_is_kept_alive_and_a_silent_broker_is_left(stack: Stack,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="examwatch.ingest")
+    caplog.set_level(logging.INFO, logger="examwatch.mqtt")
     got: list[bytes] = []
     sub = _subscriber(stack, got)
     sub.connect()

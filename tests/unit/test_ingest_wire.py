@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from examwatch import mqttwire as wire
 from examwatch.settings import MqttSettings
-from ingest import wire
-from ingest.source import ConnectionLost, Subscriber
+from examwatch.subscriber import ConnectionLost, Subscriber
 
 
 def _publish(topic: bytes, payload: bytes, qos: int, mid: int = 0, props: bytes = b"") -> bytes:
@@ -16,7 +16,7 @@ def _publish(topic: bytes, payload: bytes, qos: int, mid: int = 0, props: bytes 
 
 
 def _subscriber(got: list[tuple[bytes, bytes, int, int]]) -> Subscriber:
-    return Subscriber(MqttSettings(), "t", "u", "p", "x/#", lambda t, p, m, e, _r: got.append((t, p, m, e)),
+    return Subscriber(MqttSettings(), "t", "u", "p", "x/#", lambda t, p, m, e, _r, _d: got.append((t, p, m, e)),
                       session_expiry_s=60, receive_maximum=100)
 
 

@@ -1,21 +1,24 @@
-"""Ingest's MQTT source: a persistent-session MQTT v5 subscriber that acknowledges only when told.
+"""The services' MQTT source: a persistent-session MQTT v5 subscriber that acknowledges only when told.
+
+Ingest and the rules engine read every telemetry message of the district through it.
 
 Hand-written rather than paho-mqtt because of what paho costs per message: draining the same
 50,000-message QoS 1 backlog from Mosquitto took paho (MQTT v5, manual acks) 44–46 µs of CPU per
 message and this reader 2.5–3.2 µs (BENCHMARKS.md, "Lean ingest"). paho reads each packet with
 three or four ``recv`` calls and builds a message object, a properties object and a callback
-frame for it; this reader takes up to 256 KiB per ``recv`` and walks the PUBLISH packets in place.
-It speaks only what ingest needs (``ingest.wire``): CONNECT with a session expiry and a receive
-maximum, one QoS 1 subscription, PUBACK on request, keep-alive, DISCONNECT; with TLS when the
-settings say so.
+frame for it; this reader takes up to 256 KiB per ``recv`` and walks the PUBLISH packets in
+place. It speaks only what a QoS 1 subscriber needs (``examwatch.mqttwire``): CONNECT with a
+session expiry and a receive maximum, one QoS 1 subscription, PUBACK on request, keep-alive,
+DISCONNECT; with TLS when the settings say so.
 
 Threads: one thread owns the socket. It reads, calls ``on_message(topic, payload, mid, epoch,
-recv_ns)`` for each PUBLISH, sends the acknowledgements other threads queue with ``ack()`` and
-pings when idle. It reconnects by itself (0.5 s doubling to 10 s) with the same client id, so
-the broker redelivers what was not acknowledged. ``epoch`` tags each message with its session:
-when the broker did not keep the session, acknowledgements for the old one are dropped, since
-their packet ids may now name other messages; the broker redelivers nothing of a lost session,
-and the points already taken are written all the same.
+recv_ns, dup)`` for each PUBLISH (``dup``: MQTT's DUP flag, set on a redelivery), sends the
+acknowledgements other threads queue with ``ack()`` and pings when idle. It reconnects by itself
+(0.5 s doubling to 10 s) with the same client id, so the broker redelivers what was not
+acknowledged. ``epoch`` tags each message with its session: when the broker did not keep the
+session, acknowledgements for the old one are dropped, since their packet ids may now name other
+messages; the broker redelivers nothing of a lost session, and the points already taken are
+written all the same.
 """
 
 from __future__ import annotations
@@ -29,12 +32,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from examwatch import mqttwire as wire
 from examwatch.settings import MqttSettings
-from ingest import wire
 
-log = logging.getLogger("examwatch.ingest")
+log = logging.getLogger("examwatch.mqtt")
 
-OnMessage = Callable[[bytes, bytes, int, int, int], None]
+OnMessage = Callable[[bytes, bytes, int, int, int, bool], None]
 _CHUNK = 256 * 1024
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.5, 10.0
 
@@ -75,7 +78,7 @@ class Subscriber:
         self._wake_w.setblocking(False)
         self._closing = False
         self._sent_at = 0.0  # when we last sent anything: keep-alive counts from there
-        self._thread = threading.Thread(target=self._run, name="ingest-mqtt", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"mqtt-{client_id}", daemon=True)
         self._ssl = self._tls_context() if cfg.tls else None
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -261,7 +264,7 @@ class Subscriber:
                     if got is None:
                         raise wire.MalformedPacket("truncated PUBLISH properties")
                     j = got[1] + got[0]
-                handle(topic, buf[j:end], mid, e, recv_ns)
+                handle(topic, buf[j:end], mid, e, recv_ns, bool(head & 0x08))
             else:
                 self._control(head, buf[i:end])
             pos = end

@@ -1,8 +1,8 @@
-"""The MQTT v5 packets ingest's subscriber sends and reads (OASIS MQTT 5.0, section 3).
+"""The MQTT v5 packets the services' subscriber sends and reads (OASIS MQTT 5.0, section 3).
 
 Only what a persistent-session QoS 1 subscriber needs: CONNECT (session expiry, receive maximum),
 CONNACK, SUBSCRIBE, SUBACK, PUBACK, PINGREQ/PINGRESP and DISCONNECT. PUBLISH is parsed inline
-in ``ingest.source``'s read loop, where every microsecond counts.
+in ``examwatch.subscriber``'s read loop, where every microsecond counts.
 """
 
 from __future__ import annotations
