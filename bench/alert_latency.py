@@ -49,6 +49,7 @@ import random
 import secrets
 import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -93,6 +94,9 @@ from harness.stack import EXAMWATCH, _toml  # noqa: E402
 
 app = typer.Typer(add_completion=False)
 MISS_AFTER_S = 30.0
+#: This many probes in a row without their SMS end the run: the chain has stalled, and 210 more
+#: waits of MISS_AFTER_S would only say so for two hours.
+GIVE_UP_AFTER = 3
 RESULTS = ROOT / "bench" / "results" / "alert_latency.json"
 #: Publisher processes when --publishers is not given: one per this many msg/s.
 RATE_PER_PUBLISHER = 5000.0
@@ -144,6 +148,7 @@ def main(
     out: Annotated[Path, typer.Option(help="the run's figures as JSON")] = RESULTS,
 ) -> None:
     """Measure publish → SMS accepted by Kannel under a 21-site district's background load."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so that a killed run still stops what it started
     opts = Options(injections, warmup_s, interval_s, keep, tuple(without or ()), telemetry_rate, publishers,
                    simulator, burst, burst_every_s, burst_hold_s, command_line())
     doc = run(opts)
@@ -151,6 +156,10 @@ def main(
     out.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     typer.echo(markdown(doc))
     typer.echo(f"\n(figures in {out})", err=True)
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    sys.exit(128 + signum)
 
 
 def command_line() -> str:
@@ -223,6 +232,17 @@ class Measured:
     published: Published
     stored: int
     load_end: tuple[float, float, float]
+
+    @property
+    def stopped_early(self) -> str | None:
+        """Why the run ended before its last injection, if it did."""
+        return (f"{GIVE_UP_AFTER} probes in a row got no SMS within {MISS_AFTER_S:.0f} s"
+                if gave_up(self.results) else None)
+
+
+def gave_up(results: list[dict[str, float]]) -> bool:
+    """Whether the last GIVE_UP_AFTER probes all missed their SMS."""
+    return len(results) >= GIVE_UP_AFTER and all("missed" in r for r in results[-GIVE_UP_AFTER:])
 
 
 class Bench:
@@ -316,10 +336,12 @@ class Bench:
         if self.opts.burst:
             bursts.start()
         try:
-            results = []
+            results: list[dict[str, float]] = []
             for i in range(self.opts.injections):
                 results.append(inject(store, notes, self.clients, seen, self.held, sites[i % len(sites)]))
                 results[-1]["floor"] = floor.probe()
+                if gave_up(results):
+                    break
             window.close()
         finally:
             if self.opts.burst:
@@ -344,7 +366,8 @@ class Bench:
         w = m.window
         stall, over = stalls(m.results, MISS_AFTER_S)
         doc: dict[str, Any] = {
-            "probes": {"injections": len(m.results), "missed": sum("missed" in r for r in m.results),
+            "probes": {"asked": self.opts.injections, "injections": len(m.results),
+                       "missed": sum("missed" in r for r in m.results), "stopped_early": m.stopped_early,
                        "window_s": round(w.seconds, 1)},
             "legs": legs(m.results),
             "background": self.background_figures(m),

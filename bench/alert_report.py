@@ -106,8 +106,10 @@ def markdown(doc: dict[str, Any]) -> str:
     """The run as Markdown: the legs table, then the figures beside it."""
     p = doc["probes"]
     lines = [f"{p['injections']} storage-room power losses over 21 sites, {p['window_s']:.0f} s of probes; "
-             f"{doc['started_utc']}, commit {doc['commit']}", "",
-             "| leg | p50 ms | p99 ms | max ms | n |", "|---|---|---|---|---|"]
+             f"{doc['started_utc']}, commit {doc['commit']}"]
+    if p["stopped_early"]:
+        lines += ["", f"**Stopped after {p['injections']} of {p['asked']} injections: {p['stopped_early']}.**"]
+    lines += ["", "| leg | p50 ms | p99 ms | max ms | n |", "|---|---|---|---|---|"]
     for leg, title in LEGS:
         s = doc["legs"][leg]
         if s["n"]:
