@@ -9,6 +9,10 @@ paho's 16-bit message ids.
 Messages go round-robin over the publisher's devices, so the mix of kinds is the inventory's.
 Every message gets its own device timestamp ``base_ms + j * stride + offset``, so no two points
 share series and time and the points in InfluxDB can be counted against the messages sent.
+With ``clock="now"`` (paced runs) the timestamp is the wall clock when the message is made
+instead: telemetry as live devices send it, which the rules engine judges like the real thing
+(those sequence timestamps run ahead of the clock at any rate above 1,000 msg/s). Devices in
+``exclude`` are left to someone else (a benchmark that drives their readings itself).
 
 Publishers and the counting subscriber run as ``python -m bench.load publish|count`` (see
 ``start_publisher`` and ``start_counter``), driven over pipes by bench.child: fresh interpreters,
@@ -67,12 +71,14 @@ class PublishSpec:
     rate: float = 0.0    # messages/s for this publisher; 0 = as fast as the broker takes them
     duration_s: float = 0.0
     seed: int = 1
+    clock: str = "sequence"       # device timestamps: "sequence" (countable, see above) or "now" (live)
+    exclude: tuple[str, ...] = ()  # device ids not to publish for
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PublishSpec:
         """The spec back from its JSON form (``asdict``)."""
         return cls(**{**d, "broker": Broker(**d["broker"]), "inventory": Path(d["inventory"]),
-                      "sites": tuple(d["sites"])})
+                      "sites": tuple(d["sites"]), "exclude": tuple(d.get("exclude", ()))})
 
 
 #: The kind each publisher sends last: few series, so InfluxDB counts it cheaply (see rig.Rig.trial).
@@ -90,12 +96,18 @@ class PublishResult:
 def messages(spec: PublishSpec, inv: inventory.Inventory) -> Iterator[tuple[str, str, bytes]]:
     """(site, topic, payload) for this publisher, endlessly, round-robin over its sites' devices."""
     rng = random.Random(spec.seed + spec.offset)
-    devices = [(s.id, d) for s in inv.sites if s.id in spec.sites for d in s.devices]
+    skip = set(spec.exclude)
+    devices = [(s.id, d) for s in inv.sites if s.id in spec.sites for d in s.devices if d.id not in skip]
+    if not devices:
+        raise ValueError(f"publisher {spec.offset}: no device left to publish for")
     topic = {d.id: topics.device_topic(site, d.kind.value, d.id, "telemetry") for site, d in devices}
+    if spec.clock not in ("sequence", "now"):
+        raise ValueError(f"publisher {spec.offset}: clock {spec.clock!r} is neither 'sequence' nor 'now'")
+    live = spec.clock == "now"
     j = 0
     while True:
         site, d = devices[j % len(devices)]
-        ts = spec.base_ms + j * spec.stride + spec.offset
+        ts = time.time_ns() // 1_000_000 if live else spec.base_ms + j * spec.stride + spec.offset
         payload = TELEMETRY[d.kind.value](d, ts, rng, 5)
         yield site, topic[d.id], json.dumps(payload, separators=(",", ":")).encode()
         j += 1
