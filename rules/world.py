@@ -76,8 +76,6 @@ class World:
     timeouts: dict[str, float] = field(default_factory=dict)
     seen: dict[str, Seen] = field(default_factory=dict)
     silent_sites: set[str] = field(default_factory=set)
-    #: the site-silence timeout (site.yaml's absence rule); 0 when there is none
-    site_timeout_s: float = 0.0
     #: when the engine started, and how long after it every device counts as reporting (the
     #: broker's backlog for our session arrives first); a device never heard counts from the start
     started_s: float = 0.0

@@ -8,7 +8,7 @@
 ```
 A Last Will ``offline`` on ``…/status`` takes a device offline at once. While its site is
 silent, a device's offline alarm is suppressed (the site alarm explains it); when the site
-returns, devices still silent ``timeout_s`` of the site later get their own alarm. A site
+returns, devices still silent their own ``timeout_s`` later get their own alarm. A site
 timeout must be shorter than every device timeout by more than the devices' report interval,
 so a site going dark is seen as a site before its devices time out one by one; and shorter than
 1.5 × the devices' MQTT keepalive, so the broker's burst of Last Wills for a dark site arrives
@@ -96,8 +96,6 @@ class AbsenceRule(Rule[AbsenceConfig]):
         if unknown:
             log.warning("rule %s: overrides name no %s of the inventory: %s", cfg.name,
                         "site" if self.site_scope else kind, ", ".join(unknown))
-        if self.site_scope:
-            world.site_timeout_s = cfg.timeout_s
         # A device's own timeout is in world.timeouts, from examwatch.liveness, the same as the API's.
 
     def timeout(self, subject: str) -> float:
@@ -171,7 +169,9 @@ class AbsenceRule(Rule[AbsenceConfig]):
         super().put(subject, value)
 
     def _release(self, obs: Observation) -> list[Verdict]:
-        """The site spoke again: its suppressed devices get one site timeout to speak too."""
+        """The site spoke again: each of its suppressed devices gets its own timeout, from now, to
+        speak too (judged on fresh evidence: the site's first message says nothing of the others,
+        which report at their own phases and may lose a report, as at any other time)."""
         site = obs.ref.site
         if site not in self.suppressed or site in self.world.silent_sites:
             return []
@@ -179,7 +179,7 @@ class AbsenceRule(Rule[AbsenceConfig]):
             if dev != obs.ref.id:
                 self.state.pop(dev, None)
                 self.dirty.add(dev)
-                self._schedule(dev, obs.recv_s + self.world.site_timeout_s, self.timers)
+                self._schedule(dev, obs.recv_s + self.timeout(dev), self.timers)
         return []
 
     def _site_heard(self, obs: Observation) -> list[Verdict]:

@@ -163,3 +163,20 @@ def test_an_engine_started_in_a_window_gives_each_jammer_its_grace_from_its_own_
     sim = SimDay(eng, clock, interval_s=INTERVAL)
     sim.run(clock.now + 3 * INTERVAL)
     assert alarms(eng.store) == []
+
+
+def test_a_site_back_from_a_network_cut_raises_nothing_for_its_devices(tmp_path: Path) -> None:
+    """A site's network comes back: its devices report again at their own phases, and one of each
+    kind loses its first report after the return (one lost report is within every device's own
+    timeout). Each is judged on its own timeout from the return, not on the site's 30 s."""
+    eng, clock, _tt, _start = day(tmp_path)
+    sim = SimDay(eng, clock, interval_s=INTERVAL, delay_s=0.5)
+    cut, back = clock.now + 60, clock.now + 660  # between papers: nothing else is required
+    losing = {s.spec.kind: s.id for s in sim.sims if s.site == "S03"}  # one device of each kind
+    for s in sim.sims:
+        if s.site == "S03":
+            gap_end = back + INTERVAL if s.id in losing.values() else back
+            sim.over[s.id] = lambda p, t, end=gap_end: None if cut <= t < end else p
+    sim.run(back + 300)
+    got = alarms(eng.store)
+    assert [(a["rule"], a["subject"], a["state"]) for a in got] == [("site_silent", "S03", "resolved")]

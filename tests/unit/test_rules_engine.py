@@ -126,8 +126,11 @@ def test_silent_site_raises_one_alarm_and_suppresses_children(tmp_path: Path, cl
     ]
     assert alarms(eng.store, "site IN ('S01', 'S03')") == []
     # the site returns, but one camera stays silent: the site alarm resolves, the camera's is released
+    # and fires once its own timeout (3 s) has passed since the site's return
     cam = "S02-R01-CAM1"
-    advance(eng, clock, 3, skip={cam})
+    advance(eng, clock, 2.5, skip={cam})
+    assert alarms(eng.store, "rule = 'camera_offline'") == []
+    advance(eng, clock, 1.5, skip={cam})
     s02 = {a["rule"]: a for a in alarms(eng.store, "site = 'S02'")}
     assert s02["site_silent"]["state"] == "resolved"
     assert (s02["camera_offline"]["subject"], s02["camera_offline"]["state"]) == (cam, "firing")
@@ -145,7 +148,7 @@ def test_last_wills_of_a_dark_site_are_suppressed(tmp_path: Path, clock: FakeClo
     assert [(a["rule"], a["subject"]) for a in alarms(eng.store, "site = 'S02'")] == [("site_silent", "S02")]
     # the site returns without one camera, whose Last Will stands: released as its own alarm
     cam = "S02-R01-CAM1"
-    advance(eng, clock, 3, skip={cam})
+    advance(eng, clock, 4, skip={cam})
     got = {a["rule"]: a for a in alarms(eng.store, "site = 'S02'")}
     assert got["site_silent"]["state"] == "resolved"
     assert (got["camera_offline"]["subject"], got["camera_offline"]["state"]) == (cam, "firing")
