@@ -1,10 +1,9 @@
 """Every committed panel's query, run on a real InfluxDB after a short simulated run, returns data.
 
 The simulator publishes two rounds of every device's telemetry through real mosquitto and a
-real ingest process. The rules engine is not part of this test: ``RULES_ENGINE_STAND_IN``
-points are written directly (named as test fixtures) in the ``alarm`` and ``readiness``
-schema the rules engine writes, so the alarm and readiness panels are proven on data of that
-shape. Grafana's macros are expanded the way Grafana expands them (dashboards.macros).
+real ingest process. The rules engine is not part of this test: its ``alarm`` and
+``readiness`` points are written by its own formatters (``rules.outbox``, named as a test
+fixture), so the alarm and readiness panels are proven on data the engine would write. Grafana's macros are expanded the way Grafana expands them (dashboards.macros).
 """
 
 from __future__ import annotations
@@ -19,71 +18,47 @@ from dashboards import build, timetable_feed
 from dashboards.macros import Context
 from dashboards.verify import Result, run_dashboard
 from examwatch import timetable
+from examwatch.alarm import AlarmTransition, Severity, State, SubjectType
 from harness.servers import wait_for
 from harness.stack import EXAMWATCH, Stack, device_topic, publish_all, telemetry
+from rules.outbox import alarm_line, readiness_line
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: (tags, state, active, message) alarm transitions, as the rules engine writes them.
+#: (rule, severity, site, subject, subject type, state, message): alarm transitions, written to
+#: InfluxDB by the rules engine's own formatter (rules.outbox.alarm_line).
 ALARMS = [
-    (
-        "rule=power_lost,severity=critical,site=S01,subject=S01-VAULT-PWR1,subject_type=device",
-        "firing",
-        True,
-        "保密室市电中断",
-    ),
-    (
-        "rule=detector_battery,severity=minor,site=S01,subject=S01-R02-DET1,subject_type=device",
-        "acknowledged",
-        True,
-        "battery 12%",
-    ),
-    (
-        "rule=camera_offline,severity=major,site=S02,subject=S02-R01,subject_type=room",
-        "firing",
-        True,
-        "S02-R01-CAM2 offline",
-    ),
-    (
-        "rule=jammer_off,severity=critical,site=S02,subject=S02-R02,subject_type=room",
-        "firing",
-        True,
-        "jammer off",
-    ),
-    (
-        "rule=jammer_off,severity=critical,site=S02,subject=S02-R02,subject_type=room",
-        "resolved",
-        False,
-        "jammer back on",
-    ),
-    (
-        "rule=clock_skew,severity=warning,site=S03,subject=S03-ENT-GATE2,subject_type=device",
-        "pending",
-        True,
-        "clock +2.4 s",
-    ),
+    ("power_mains_lost", "critical", "S01", "S01-VAULT-PWR1", "device", "firing", "保密室市电中断"),
+    ("detector_battery_low", "minor", "S01", "S01-R02-DET1", "device", "acknowledged", "battery 12%"),
+    ("room_recording", "major", "S02", "S02-R01", "room", "firing", "S02-R01-CAM2 offline"),
+    ("jammer_shielding", "critical", "S02", "S02-R02", "room", "firing", "jammer off"),
+    ("jammer_shielding", "critical", "S02", "S02-R02", "room", "resolved", "jammer back on"),
+    ("gate_clock", "warning", "S03", "S03-ENT-GATE2", "device", "pending", "clock +2.4 s"),
 ]
 #: Worst active severity per site after the transitions above: S02's critical was resolved.
 EXPECTED_STATUS = {"S01": 4, "S02": 3, "S03": 1}
-READINESS = [
-    ("site=S01,room=_site,paper=d1-chinese", True, "all rooms ready"),
-    ("site=S02,room=_site,paper=d1-chinese", False, "R01: camera offline"),
-    ("site=S03,room=_site,paper=d1-chinese", True, "all rooms ready"),
-    ("site=S01,room=R01,paper=d1-chinese", True, "jammer on, 2 cameras recording"),
+READINESS = [  # (site, room, paper, go, detail), written by rules.outbox.readiness_line
+    ("S01", "_site", "d1-chinese", True, "all rooms ready"),
+    ("S02", "_site", "d1-chinese", False, "R01: camera offline"),
+    ("S03", "_site", "d1-chinese", True, "all rooms ready"),
+    ("S01", "R01", "d1-chinese", True, "jammer on, 2 cameras recording"),
 ]
 
 
 def rules_engine_stand_in(stack: Stack, drill: bool) -> None:
-    """Test fixture: the alarm and readiness points the rules engine would write."""
+    """Test fixture: alarm and readiness points as the rules engine writes them, by its own
+    formatters (the engine itself is not running here)."""
     now = time.time_ns()
-    extra = ",drill=true" if drill else ""
     lines = []
-    for i, (tags, state, active, message) in enumerate(ALARMS):
-        fields = f'state="{state}",active={str(active).lower()},message="{message}"'
-        lines.append(f"alarm,{tags}{extra} {fields} {now - (len(ALARMS) - i) * 1_000_000}")
-    for tags, go, detail in READINESS:
-        lines.append(f'readiness,{tags}{extra} go={str(go).lower()},detail="{detail}" {now}')
-    stack.influx.write("\n".join(lines).encode())
+    for i, (rule, severity, site, subject, subject_type, state, message) in enumerate(ALARMS):
+        t = AlarmTransition(alarm_id=i + 1 + (100 if drill else 0), seq=1, rule=rule, severity=Severity(severity),
+                            site=site, subject=subject, subject_type=SubjectType(subject_type), state=State(state),
+                            message=message, drill=drill, at_ns=now - (len(ALARMS) - i) * 1_000_000)
+        lines.append(alarm_line(t))
+    for site, room, paper, go, detail in READINESS:
+        lines.append(readiness_line({"site": site, "room": room, "paper": paper, "go": go, "detail": detail,
+                                     "drill": drill, "at_ns": now}))
+    stack.influx.write(b"\n".join(lines))
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +159,7 @@ def test_active_alarms_show_when_they_last_changed(stack: Stack, dashboards: dic
     wall = dashboards["wall.json"]
     table = next(p for p in wall["panels"] if p["title"] == "Active alarms 告警列表")  # type: ignore[index]
     rows = stack.influx.rows(Context().expand(table["targets"][0]["query"], table["timeFrom"]))
-    assert sorted(r["rule"] for r in rows) == ["camera_offline", "clock_skew", "detector_battery", "power_lost"]
+    assert sorted(r["rule"] for r in rows) == ["detector_battery_low", "gate_clock", "power_mains_lost", "room_recording"]
     now_ms = time.time_ns() // 1_000_000
     assert all(now_ms - 60_000 < r["time"] <= now_ms for r in rows), "the 'since' column is the alarm's own time"
     assert {r["state"] for r in rows} == {"firing", "acknowledged", "pending"}
