@@ -113,6 +113,8 @@ def _finish(report: Report, console: Console, report_path: Path | None, json_pat
                   f"{len(report.false_alarms)} false alarms")
     for p in report.problems[:30]:
         console.print(f"  [red]✗[/red] {p}", markup=True, highlight=False)
+    for w in report.warnings:
+        console.print(f"  [yellow]![/yellow] {w}", markup=True, highlight=False)
     if report.false_alarms:
         console.print("false alarms (first 10): " + "; ".join(
             f"{a.rule} {a.subject} {a.severity} at {report.hhmm(a.fired_at)} ({a.moment})"
@@ -126,7 +128,8 @@ def _finish(report: Report, console: Console, report_path: Path | None, json_pat
 
 
 def _score_store(settings: Settings, drill_plan: Plan, roster: Roster, smsc_log: Path | None,
-                 to_clock: Callable[[float], float], actions: list, problems: list[str]) -> Report:  # type: ignore[type-arg]
+                 to_clock: Callable[[float], float], actions: list, problems: list[str],  # type: ignore[type-arg]
+                 warnings: list[str]) -> Report:
     store, notify_store = open_store(settings.store.url), open_store(settings.notify_store_url)
     record = read(store, notify_store, drill_plan.start - drill_plan.interval, drill_plan.end)
     received: list[sms.Received] | None
@@ -137,7 +140,7 @@ def _score_store(settings: Settings, drill_plan: Plan, roster: Roster, smsc_log:
     else:  # neither a log nor delivery reports: what the gateway accepted is all there is to go by
         received, source = None, "the outbox (no SMS centre log, no delivery reports: accepted counts as received)"
     ctx = Context(roster, settings.notify.timezone, settings.notify.all_clear, received, source,
-                  to_clock if smsc_log else (lambda t: t), actions, problems)
+                  to_clock if smsc_log else (lambda t: t), actions, problems, warnings)
     return score(drill_plan, record, ctx)
 
 
@@ -233,13 +236,14 @@ def run(
                            drill.plan.tz())
     finally:
         operator.stop()
-    problems = integrity(drill, stats)
+    problems, warnings = integrity(drill, stats)
     if source == "ingest":
         _finish(_ingest_report(settings, drill), Console(), report_path, json_path)
     if not settle(open_store(settings.notify_store_url), drill):
         console.print("warning: the notifier still had SMS queued 30 s after the drill ended")
     to_clock = drill.clock.at_wall if drill.shared_clock else (lambda t: t)
-    _finish(_score_store(settings, drill.plan, roster, smsc_log, to_clock, operator.results, problems), Console(),
+    _finish(_score_store(settings, drill.plan, roster, smsc_log, to_clock, operator.results, problems,
+                                warnings), Console(),
             report_path, json_path)
 
 
@@ -273,4 +277,5 @@ def score_cmd(
     if not isinstance(clk, DrillClock):
         fail("score needs the drill's [clock] in the settings: it places the scenario on the day")
     plan = build(s, inv, tt, clk.speed)
-    _finish(_score_store(settings, plan, roster, smsc_log, clk.at_wall, [], []), Console(), report_path, json_path)
+    _finish(_score_store(settings, plan, roster, smsc_log, clk.at_wall, [], [], []), Console(), report_path,
+            json_path)

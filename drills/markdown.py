@@ -63,7 +63,8 @@ def _expectation_rows(r: Report, e: ExpectationScore) -> list[tuple[float, str]]
         rows.append((min(first.values()), f"notified: {who}" + (f" (first level: {', '.join(e.should_hear)})"
                                                                 if e.should_hear else "")))
     elif e.should_hear and e.reached_at is not None:
-        rows.append((e.reached_at, f"nobody notified (first level: {', '.join(e.should_hear)})"))
+        held = f"; held back by a silence: {', '.join(e.muted)}" if e.muted else ""
+        rows.append((e.reached_at, f"nobody notified (first level: {', '.join(e.should_hear)}{held})"))
     reminders = Counter(t.kind for t in e.told if t.kind in ("reminder", "escalation"))
     if reminders:
         rows.append((e.reached_at or e.start, "then " + ", ".join(f"{n} {k}" for k, n in reminders.items())))
@@ -160,6 +161,7 @@ def render(r: Report) -> str:
                        f"{mark} {_cell(a.result)} |")
         out.append("")
     out += _sms(r)
-    if r.integrity:
-        out += ["## The drill itself", ""] + [f"- ❌ {_cell(p)}" for p in r.integrity] + [""]
+    if r.integrity or r.warnings:
+        out += (["## The drill itself", ""] + [f"- ❌ {_cell(p)}" for p in r.integrity]
+                + [f"- ⚠️ {_cell(w)}" for w in r.warnings] + [""])
     return "\n".join(out)

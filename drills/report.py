@@ -42,6 +42,7 @@ class ExpectationScore:
     reached_at: float | None = None  # fired (or rose) at the expected severity
     message: str = ""
     should_hear: list[str] = field(default_factory=list)  # level-1 people per the roster
+    muted: list[str] = field(default_factory=list)  # of those, whom a silence set by people held it back from
     notify_due: float | None = None
     told: list[Told] = field(default_factory=list)
     acked_by: str | None = None
@@ -155,7 +156,8 @@ class Report:
     actions: list[ActionScore] = field(default_factory=list)
     quiet: list[QuietScore] = field(default_factory=list)
     sms: SmsSummary | None = None
-    integrity: list[str] = field(default_factory=list)  # problems with the drill itself (simulator lag)
+    integrity: list[str] = field(default_factory=list)  # problems with the drill itself (messages dropped)
+    warnings: list[str] = field(default_factory=list)  # about the drill itself (simulator lag): not failing
     alarms_seen: int = 0
     tz: tzinfo | None = None
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -61,6 +61,7 @@ class Context:
     to_clock: Callable[[float], float]  # an SMS centre's wall time → drill clock
     actions: list[ActionScore]
     integrity: list[str]
+    warnings: list[str] = field(default_factory=list)
 
 
 def text_problem(text: str) -> str | None:
@@ -210,6 +211,7 @@ class Scorer:
                      and t.received and t.at is not None and (t.at >= s.reached_at - 1 or (t.incident and folded_in))]
             muted = any(n.person == person and n.status == "muted" for n in self.by_alarm.get(alarm.id, []))
             if not heard and muted:
+                s.muted.append(person)
                 continue  # a silence set by people (the scenario's, or the office's) held it back
             if not heard:
                 s.problems.append(f"{person} (level 1) never received an SMS about it")
@@ -322,7 +324,7 @@ class Scorer:
             quiet.append(QuietScore(q.start, q.end, scope, q.quiet.why, hits))
         return Report(plan.scenario.name, plan.scenario.title, f"the alarm store and {self.ctx.sms_source}",
                       plan.speed, plan.start, plan.end, faults, expected, false, self.ctx.actions, quiet, self.sms,
-                      list(self.ctx.integrity), len(self.fired), plan.tz())
+                      list(self.ctx.integrity), list(self.ctx.warnings), len(self.fired), plan.tz())
 
     # -- formatting -------------------------------------------------------------------------
     def _t(self, t: float | None) -> str:

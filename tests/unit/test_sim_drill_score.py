@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
 
@@ -305,3 +305,25 @@ def test_the_json_report_carries_the_verdict(tmp_path: Path) -> None:
     assert data["faults"][1]["expectations"][0]["problems"] == ["no site_silent alarm on S20 by 10:21:00"]
     r.write_json(tmp_path / "r.json")
     assert "no site_silent alarm" in (tmp_path / "r.json").read_text()
+
+
+def test_a_simulator_lag_is_a_warning_and_dropped_messages_fail_the_drill() -> None:
+    """The drill fails on what people see; a lagging simulator only explains a failure, if any."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from drills.runner import integrity  # noqa: PLC0415
+    from simulators.stats import Stats  # noqa: PLC0415
+
+    drill = cast(Any, SimpleNamespace(clock=SimpleNamespace(speed=60.0),
+                                      plan=SimpleNamespace(interval=30, tz=lambda: UTC)))
+    calm = Stats(max_lag_s=0.2)
+    assert integrity(drill, calm) == ([], [])
+    behind = Stats(max_lag_s=0.61, max_lag_at=1_780_890_958.0)
+    problems, warnings = integrity(drill, behind)
+    assert problems == []
+    assert len(warnings) == 1
+    assert "0.61 s (wall)" in warnings[0]
+    assert "37 s of drill time" in warnings[0]
+    problems, warnings = integrity(drill, Stats(dropped=3))
+    assert problems == ["the simulator dropped 3 messages (its connections' queues were full)"]
+    assert warnings == []
