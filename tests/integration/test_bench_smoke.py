@@ -17,7 +17,10 @@ def test_bench_runs_every_trial_and_counts_every_message(tmp_path: Path) -> None
         assert {"mosquitto", "publisher-0"} <= set(t.cpu_s)
     ingest = report.find("ingest", 1, 1)[0]
     assert {"ingest-1", "influxd"} <= set(ingest.cpu_s)
-    assert ingest.cpu_us_per_msg("ingest") > 0
+    # /proc counts CPU in 10 ms ticks, and 500 messages cost lean ingest less than one: the trial's
+    # processes together must still show some, and ingest's figure must be a number, not a failure
+    assert sum(ingest.cpu_s.values()) > 0, ingest
+    assert ingest.cpu_us_per_msg("ingest") >= 0
     assert ingest.ingest_hwm_kb > 10_000
     assert {"ingest-1", "ingest-2"} <= set(report.find("ingest", 1, 2)[0].cpu_s)
     assert report.soak is not None
