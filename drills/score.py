@@ -203,10 +203,10 @@ class Scorer:
         for n, via_root in about:
             s.told.append(Told(n.person, names[n.person].name if n.person in names else n.person, n.address,
                                n.kind, n.level, n.sent, self._reached_phone(n), via_root))
+        # the incident's text counts for the alarm's first firing even when it went out first (a
+        # mains loss told, its "UPS low" is folded in); a later rise must be told of itself
+        folded_in = alarm.fired is not None and s.reached_at <= alarm.fired + 1
         for person in s.should_hear:
-            # the incident's text counts for the alarm's first firing even when it went out first (a
-            # mains loss told, its "UPS low" is folded in); a later rise must be told of itself
-            folded_in = alarm.fired is not None and s.reached_at <= alarm.fired + 1
             heard = [max(t.at, s.reached_at) for t in s.told if t.person == person and t.kind != "all_clear"
                      and t.received and t.at is not None and (t.at >= s.reached_at - 1 or (t.incident and folded_in))]
             muted = any(n.person == person and n.status == "muted" for n in self.by_alarm.get(alarm.id, []))

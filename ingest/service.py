@@ -9,13 +9,12 @@ acknowledged only after their batch is durable; ``ReceiveMaximum`` bounds what i
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from examwatch import credentials, topics
-from examwatch.clock import WALL, now_ns
+from examwatch.clock import ns_reader
 from examwatch.compact import CompactInventory
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
 from examwatch.rejects import Reason
@@ -40,7 +39,7 @@ class Ingest:
         self.stats = Stats()
         clock = settings.clock.make()
         # Receive times on the settings' clock: in a compressed drill device times are the drill's.
-        self.now_ns: Callable[[], int] = time.time_ns if clock is WALL else lambda: now_ns(clock)
+        self.now_ns: Callable[[], int] = ns_reader(clock)
         self.decoder = Decoder(inventory, cfg.max_payload_bytes, cfg.max_clock_offset_s, inventory.sites)
         self.batcher = Batcher(cfg.batch_size, cfg.batch_latency_ms / 1000)
         self.influx = Influx(settings.influx)

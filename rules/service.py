@@ -5,7 +5,8 @@ MQTT v5 with a persistent session (client id ``rules-<worker>``) on the shared s
 does. The stream is read by ``examwatch.subscriber``, ingest's lean reader (a few µs of CPU a
 message, where paho's callback path took about 45: BENCHMARKS.md, "Lean ingest"); alarm
 transitions and reload answers go out on a paho client of their own (``rules-<worker>-out``,
-no session: it only publishes). Run one rules worker: absence and windows need all of a device's messages in one place.
+no session: it only publishes). Run one rules worker: absence and windows need all of a
+device's messages in one place.
 Messages are acknowledged only after the store transaction holding their effects commits, so a
 SIGKILL loses nothing and repeats nothing. SIGHUP, or a request from the API on
 ``exam/v1/_control/reload/rules`` (examwatch.control), reloads the rules files; a broken file is
@@ -34,7 +35,7 @@ import paho.mqtt.client as paho
 
 from examwatch import control, credentials, mqtt, topics
 from examwatch.check import Limits
-from examwatch.clock import WALL, Clock, now_ns, wait_s
+from examwatch.clock import Clock, ns_reader, wait_s
 from examwatch.datafile import DataFileError
 from examwatch.inbox import Inbox
 from examwatch.influx import Influx, InfluxRejected, InfluxUnavailable
@@ -85,7 +86,7 @@ class Service:
             settings.mqtt, f"rules-{cfg.worker}", user, credentials.password(settings.secret.get_secret_value(), user),
             f"$share/{SHARE_GROUP}/{topics.ALL}", self._on_message, session_expiry_s=cfg.session_expiry_s,
             receive_maximum=cfg.receive_maximum,
-            now_ns=time.time_ns if self.clock is WALL else lambda: now_ns(self.clock),
+            now_ns=ns_reader(self.clock),
         )
         self.client = mqtt.service_client(settings, "rules", f"rules-{cfg.worker}-out")
         self.client.on_connect = self._on_connect
