@@ -1,7 +1,7 @@
 """Alarm latency: storage-room power loss published by a site gateway → SMS accepted by Kannel.
 
 Starts, on free loopback ports under a temporary directory: influxd, mosquitto (generated config
-and ACL), Kannel (bearerbox, smsbox, fakesmsc), and the real services as processes:
+and ACL), Kannel (bearerbox, the sending and the receiving smsbox, fakesmsc), and the real services as processes:
 ``examwatch ingest``, ``examwatch rules`` (the shipped rules in config/rules), ``examwatch notify``
 (the shipped roster config/roster.yaml) and ``examwatch simulate`` (the 21-site sample district,
 every device every 5 s: the background load). After a warm-up it injects storage-room power
@@ -317,7 +317,7 @@ class Bench:
     def pids(self) -> dict[str, int]:
         """The processes whose CPU and memory the run reports: services, servers, publishers."""
         servers = {"mosquitto": self.mosq, "influxd": self.influx, "bearerbox": self.kannel.bearerbox,
-                   "smsbox": self.kannel.smsbox}
+                   "smsbox": self.kannel.smsbox, "smsbox-inbound": self.kannel.inbound}
         pids = {name: p.proc.pid for name, p in self.procs.items()}
         pids |= {name: s.proc.pid for name, s in servers.items() if s.proc is not None}
         return pids | (self.background.pids if self.background is not None else {})

@@ -130,7 +130,7 @@ def broker_config(
 @app.command("kannel-config")
 def kannel_config(
     config: ConfigOption = None,
-    out: Annotated[Path, typer.Option(help="directory for kannel.conf")] = Path("var/kannel"),
+    out: Annotated[Path, typer.Option(help="directory for kannel.conf and kannel-inbound.conf")] = Path("var/kannel"),
     fake_smsc_port: Annotated[int | None, typer.Option(min=1, max=65535, help="demo/tests: Kannel's fake SMSC "
                                                        "for texts out (fakesmsc -r PORT)")] = None,
     phones_port: Annotated[int | None, typer.Option(min=1, max=65535, help="demo/tests: a fake SMSC that "
@@ -140,15 +140,17 @@ def kannel_config(
     admin_port: Annotated[int | None, typer.Option(min=1, max=65535, help="default: sendsms port + 1")] = None,
     box_port: Annotated[int | None, typer.Option(min=1, max=65535, help="default: sendsms port + 2")] = None,
     spool: Annotated[Path | None, typer.Option(help="Kannel's message store (default OUT/spool)")] = None,
-    logs: Annotated[Path | None, typer.Option(help="bearerbox.log and smsbox.log (default OUT)")] = None,
+    logs: Annotated[Path | None, typer.Option(help="bearerbox.log and the smsbox logs (default OUT)")] = None,
 ) -> None:
-    """Generate Kannel's kannel.conf (bearerbox and smsbox) from the settings.
+    """Generate Kannel's configuration from the settings: OUT/kannel.conf (bearerbox and the
+    sending smsbox) and OUT/kannel-inbound.conf (the receiving smsbox).
 
     The notifier sends through its sendsms-user (notify.kannel_url, kannel_username,
-    kannel_password); every SMS received is posted to the API's /sms/reply (api.callback_url),
-    whose answer is the reply SMS. Name --fake-smsc-port (and --phones-port for replies) for the
-    demo and tests, or --smsc-include for a real SMSC. Run `bearerbox OUT/kannel.conf` and
-    `smsbox OUT/kannel.conf`.
+    kannel_password) on the sending smsbox. Every SMS received, and every delivery report, goes to
+    the receiving smsbox: replies are posted to the API's /sms/reply (api.callback_url), whose
+    answer is the reply SMS. Name --fake-smsc-port (and --phones-port for replies) for the demo
+    and tests, or --smsc-include for a real SMSC (each of its `group = smsc` needs an smsc-id).
+    Run `bearerbox OUT/kannel.conf`, `smsbox OUT/kannel.conf` and `smsbox OUT/kannel-inbound.conf`.
     """
     settings = settings_or_exit(config)
     out = out.resolve()
@@ -159,7 +161,8 @@ def kannel_config(
     except kannel.KannelConfigError as exc:
         fail(f"{config or 'settings'}: {exc}")
     path = kannel.write(lay, out)
-    typer.echo(f"wrote {path}: sendsms on 127.0.0.1:{lay.sendsms_port}, replies to {lay.api_url}{kannel.REPLY_PATH}")
+    typer.echo(f"wrote {path} and {path.with_name(kannel.INBOUND_CONF)}: sendsms on 127.0.0.1:{lay.sendsms_port}, "
+               f"replies to {lay.api_url}{kannel.REPLY_PATH}")
 
 
 @inventory_app.command("check")

@@ -196,6 +196,25 @@ class _KannelBox(Server):
         return port_open(self.port)
 
 
+class _InboundBox(_KannelBox):
+    """The receiving smsbox (``kannel-inbound.conf``): no port of its own; ready once bearerbox lists it."""
+
+    def __init__(self, root: Path, conf: Path, status_url: str) -> None:
+        super().__init__(root, "smsbox-inbound", conf, 0)
+        self.status_url = status_url
+
+    def command(self) -> list[str]:
+        return [find_binary("smsbox"), str(self.conf)]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.status_url, timeout=1) as r:  # noqa: S310 - our own http:// URL
+                boxes = r.read().decode(errors="replace").partition("Box connections:")[2]
+        except OSError:
+            return False
+        return f"smsbox:{kannel_conf.INBOUND_BOX}," in boxes
+
+
 class FakeSmsc(Server):
     """Kannel's test SMSC: prints every message it receives; ``messages()`` decodes them."""
 
@@ -255,6 +274,8 @@ class Kannel:
         self.conf = kannel_conf.write(layout, root)
         self.bearerbox = _KannelBox(root, "bearerbox", self.conf, self.box_port)
         self.smsbox = _KannelBox(root, "smsbox", self.conf, self.sendsms_port)
+        self.inbound = _InboundBox(root, self.conf.with_name(kannel_conf.INBOUND_CONF),
+                                   f"http://127.0.0.1:{self.admin_port}/status.txt?password={self.admin_password}")
         self.smsc = FakeSmsc(root, self.smsc_port)
         self._phone_lock = threading.Lock()
 
@@ -265,6 +286,7 @@ class Kannel:
     def start(self) -> None:
         self.bearerbox.start()
         self.smsbox.start()
+        self.inbound.start()
         self.smsc.start()
         wait_for(self.smsc_connected, 20, "fakesmsc to connect to bearerbox")
 
@@ -291,7 +313,7 @@ class Kannel:
                 pass
 
     def stop(self) -> None:
-        for server in (self.smsc, self.smsbox, self.bearerbox):
+        for server in (self.smsc, self.inbound, self.smsbox, self.bearerbox):
             server.stop()
 
 

@@ -166,3 +166,43 @@ def test_generated_kannel_config_wires_replies_and_sending(tmp_path: Path) -> No
                       spool_dir=tmp_path, log_dir=tmp_path, fake_smsc_port=1)
     with pytest.raises(kannel.KannelConfigError, match="either"):
         kannel.layout(settings, spool_dir=tmp_path, log_dir=tmp_path)
+
+
+def test_replies_and_delivery_reports_go_to_their_own_smsbox(tmp_path: Path) -> None:
+    """The sending smsbox's link carries sendsms alone: everything received is routed to the other box."""
+    settings = load_settings(None, mode="demo", notify={"kannel_url": "http://127.0.0.1:18013/cgi-bin/sendsms",
+                                                        "kannel_username": "examwatch", "kannel_password": "pw-1"})
+    lay = kannel.layout(settings, spool_dir=tmp_path / "spool", log_dir=tmp_path, fake_smsc_port=18016,
+                        phones_port=18017)
+    sending = kannel.write(lay, tmp_path).read_text()
+    receiving = (tmp_path / kannel.INBOUND_CONF).read_text()
+    assert (tmp_path / kannel.INBOUND_CONF).stat().st_mode & 0o077 == 0
+    route = 'group = smsbox-route\nsmsbox-id = inbound\nsmsc-id = "fake;phones"\n'
+    assert route in sending, "bearerbox reads the route from kannel.conf"
+    box = receiving[receiving.index("group = smsbox\n"):]
+    assert box.startswith("group = smsbox\nsmsbox-id = inbound\n")
+    assert "sendsms-port" not in box, "the receiving box serves no sendsms"
+    assert "smsbox-id" not in sending[sending.index("group = smsbox\n"):], \
+        "the sending box has no id: its delivery reports follow the route, not the box that sent"
+    assert "group = sms-service" in receiving
+    assert "group = sms-service" in sending, "an SMS that reaches the sending box anyway is still answered"
+
+
+def test_the_operators_smsc_ids_are_routed_and_a_group_without_one_is_refused(tmp_path: Path) -> None:
+    settings = load_settings(None, mode="demo", notify={"kannel_url": "http://127.0.0.1:18013/cgi-bin/sendsms",
+                                                        "kannel_username": "examwatch", "kannel_password": "pw-1"})
+    include = tmp_path / "smsc.conf"
+    include.write_text('# the operator\ngroup = smsc\nsmsc = smpp\nsmsc-id = "cmcc"\nhost = 10.0.0.1\n\n'
+                       'group = smsc\nsmsc = smpp\nsmsc-id = unicom\n', encoding="utf-8")
+    lay = kannel.layout(settings, spool_dir=tmp_path / "spool", log_dir=tmp_path, smsc_include=include)
+    assert kannel.inbound_ids(lay) == ("cmcc", "unicom")
+    assert 'smsc-id = "cmcc;unicom"' in kannel.config_text(lay)
+    include.write_text("group = smsc\nsmsc = smpp\nsmsc-id = cmcc\n\ngroup = smsc\nsmsc = smpp\nhost = x\n",
+                       encoding="utf-8")
+    with pytest.raises(kannel.KannelConfigError, match=r"smsc\.conf: line 5: .*no smsc-id"):
+        kannel.layout(settings, spool_dir=tmp_path, log_dir=tmp_path, smsc_include=include)
+    include.write_text("# nothing yet\n", encoding="utf-8")
+    with pytest.raises(kannel.KannelConfigError, match="no `group = smsc`"):
+        kannel.layout(settings, spool_dir=tmp_path, log_dir=tmp_path, smsc_include=include)
+    with pytest.raises(kannel.KannelConfigError, match="cannot be read"):
+        kannel.layout(settings, spool_dir=tmp_path, log_dir=tmp_path, smsc_include=tmp_path / "missing.conf")
