@@ -284,11 +284,13 @@ class Kannel:
         return f"http://127.0.0.1:{self.sendsms_port}/cgi-bin/sendsms"
 
     def start(self) -> None:
+        """bearerbox and its SMSC link first, then the boxes: once sendsms answers, texts go out
+        (``0: Accepted``), never ``3: Queued`` behind a link that is still connecting."""
         self.bearerbox.start()
-        self.smsbox.start()
-        self.inbound.start()
         self.smsc.start()
         wait_for(self.smsc_connected, 20, "fakesmsc to connect to bearerbox")
+        self.smsbox.start()
+        self.inbound.start()
 
     def smsc_connected(self) -> bool:
         try:

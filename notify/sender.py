@@ -126,7 +126,7 @@ class Sender:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"notify-{channel}", daemon=True)
         self._backoff = 0.0
-        self._healthy: bool | None = None
+        self._health_state: tuple[bool, bool] | None = None  # (taken, held by the gateway) last recorded
         self._ticket = itertools.count()
         self.sent = 0
 
@@ -313,9 +313,12 @@ class Sender:
 
     def _health(self, result: Result) -> None:
         healthy = result.ok and not result.degraded
-        if healthy == self._healthy:
+        # Down → taken but held (Kannel up, its SMSC link not yet) is news too: the record must not
+        # keep saying "connection refused" while the gateway queues.
+        state = (result.ok, result.degraded)
+        if state == self._health_state:
             return
-        self._healthy = healthy
+        self._health_state = state
         detail = "accepting messages" if healthy else result.detail
         (log.info if healthy else log.error)("provider %s: %s", self.provider.name, detail)
         set_health(self.store, self.provider.name, healthy, detail, self.clock)

@@ -118,3 +118,39 @@ def test_the_row_in_flight_at_a_crash_waits_for_its_delivery_report(store: sa.En
     with store.connect() as conn:
         result = conn.execute(sa.select(_N.c.status, _N.c.result).where(_N.c.id == reported.id)).one()
     assert tuple(result) == ("sent", CONFIRMED)
+
+
+class Scripted(Recording):
+    """Answers each send with the next of ``results``."""
+
+    def __init__(self, results: list[Result]) -> None:
+        super().__init__()
+        self.results = results
+
+    def send(self, address: str, text: str, ref: int = 0) -> Result:
+        super().send(address, text, ref)
+        return self.results[len(self.sent) - 1]
+
+
+def test_health_follows_the_gateway_from_down_to_queued_to_accepting(store: sa.Engine, tmp_path: Path) -> None:
+    """A gateway back up but still queueing (Kannel without its SMSC link) is recorded as such, not left
+    saying "connection refused"; and the next accepted text says it accepts again."""
+    from notify.sender import _H  # noqa: PLC0415 - the health table, read as `examwatch notify status` does
+
+    def health() -> tuple[bool, str]:
+        with store.connect() as conn:
+            r = conn.execute(sa.select(_H.c.ok, _H.c.detail)).one()
+        return bool(r.ok), str(r.detail)
+
+    provider = Scripted([Result(False, "kannel: connection refused"),
+                         Result(True, "202 3: Queued for later delivery", degraded=True),
+                         Result(True, "202 0: Accepted for delivery")])
+    s = sender(store, tmp_path, provider, retry_min_s=0.05, retry_max_s=0.05)
+    s.start()
+    s.push([row(store, "first")])
+    wait_for(lambda: len(provider.sent) == 2, 5, "the failed send and its retry")
+    wait_for(lambda: health() == (False, "202 3: Queued for later delivery"), 5, "health: queued at the gateway")
+    s.push([row(store, "second")])
+    wait_for(lambda: health() == (True, "accepting messages"), 5, "health: accepting")
+    s.stop()
+    assert [t for _a, t, _r in provider.sent] == ["first", "first", "second"]
