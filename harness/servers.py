@@ -196,6 +196,15 @@ class _KannelBox(Server):
         return port_open(self.port)
 
 
+def _kannel_status(url: str) -> str:
+    """bearerbox's ``status.txt`` ("" while it does not answer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - our own http:// URL
+            return str(r.read().decode(errors="replace"))
+    except OSError:
+        return ""
+
+
 class _InboundBox(_KannelBox):
     """The receiving smsbox (``kannel-inbound.conf``): no port of its own; ready once bearerbox lists it."""
 
@@ -207,11 +216,7 @@ class _InboundBox(_KannelBox):
         return [find_binary("smsbox"), str(self.conf)]
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.status_url, timeout=1) as r:  # noqa: S310 - our own http:// URL
-                boxes = r.read().decode(errors="replace").partition("Box connections:")[2]
-        except OSError:
-            return False
+        boxes = _kannel_status(self.status_url).partition("Box connections:")[2]
         return f"smsbox:{kannel_conf.INBOUND_BOX}," in boxes
 
 
@@ -274,8 +279,8 @@ class Kannel:
         self.conf = kannel_conf.write(layout, root)
         self.bearerbox = _KannelBox(root, "bearerbox", self.conf, self.box_port)
         self.smsbox = _KannelBox(root, "smsbox", self.conf, self.sendsms_port)
-        self.inbound = _InboundBox(root, self.conf.with_name(kannel_conf.INBOUND_CONF),
-                                   f"http://127.0.0.1:{self.admin_port}/status.txt?password={self.admin_password}")
+        self.status_url = f"http://127.0.0.1:{self.admin_port}/status.txt?password={self.admin_password}"
+        self.inbound = _InboundBox(root, self.conf.with_name(kannel_conf.INBOUND_CONF), self.status_url)
         self.smsc = FakeSmsc(root, self.smsc_port)
         self._phone_lock = threading.Lock()
 
@@ -293,12 +298,7 @@ class Kannel:
         self.inbound.start()
 
     def smsc_connected(self) -> bool:
-        try:
-            url = f"http://127.0.0.1:{self.admin_port}/status.txt?password={self.admin_password}"
-            with urllib.request.urlopen(url, timeout=1) as r:
-                return "online" in r.read().decode(errors="replace").split("SMSC connections:")[-1]
-        except OSError:
-            return False
+        return "online" in _kannel_status(self.status_url).partition("SMSC connections:")[2]
 
     def reply(self, phone: str, text: str, to: str | None = None, kind: str = "text") -> None:
         """A phone sends ``text`` to our number: one line of fakesmsc's protocol on the phones link.
